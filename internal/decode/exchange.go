@@ -1,0 +1,151 @@
+// Package decode turns the two byte streams of one TCP connection into HTTP
+// exchanges. It owns HTTP/1.1 framing (keep-alive, Content-Length, chunked,
+// gzip) and the streaming formats carried in a response body (SSE events and
+// NDJSON lines), each stamped with the time its last byte was seen. It hands
+// complete requests, stream events and finished exchanges to a Sink; it knows
+// nothing of the kernel that captured the bytes nor of the LLM APIs inside.
+package decode
+
+import (
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Direction names one of the two byte streams of a connection, as seen by the
+// observed process.
+type Direction uint8
+
+const (
+	// Egress bytes were written by the observed process.
+	Egress Direction = iota
+	// Ingress bytes were read by the observed process.
+	Ingress
+)
+
+func (d Direction) String() string {
+	if d == Egress {
+		return "egress"
+	}
+	return "ingress"
+}
+
+// StreamKind is the framing of a streaming response body.
+type StreamKind uint8
+
+const (
+	// NotStreamed bodies are delivered whole in Response.Body.
+	NotStreamed StreamKind = iota
+	// SSE bodies (text/event-stream) are delivered event by event.
+	SSE
+	// NDJSON bodies (application/x-ndjson, application/jsonl) are delivered line by line.
+	NDJSON
+)
+
+func (k StreamKind) String() string {
+	switch k {
+	case SSE:
+		return "sse"
+	case NDJSON:
+		return "ndjson"
+	}
+	return "none"
+}
+
+// Errors that end an exchange early; found in Exchange.Err.
+var (
+	// ErrConnClosed: the connection closed before the response was complete.
+	ErrConnClosed = errors.New("connection closed before the response was complete")
+	// ErrGap: bytes were lost in capture where they could not be skipped
+	// (inside headers or a stream of unknown length), so the exchange is cut.
+	ErrGap = errors.New("bytes lost in capture")
+	// ErrMalformed: the bytes are not HTTP/1.x; the stream is resynchronised at
+	// the next request or status line.
+	ErrMalformed = errors.New("malformed HTTP message")
+	// ErrHeaderTooLarge: a message head exceeded Limits.MaxHeaderBytes.
+	ErrHeaderTooLarge = errors.New("HTTP header exceeds the limit")
+)
+
+// Limits bound the memory one connection may hold.
+type Limits struct {
+	// MaxHeaderBytes is the largest request or response head kept (default 64 KiB).
+	MaxHeaderBytes int
+	// MaxBodyBytes is the largest decoded body kept; the rest is skipped
+	// through and the body marked truncated (default 1 MiB).
+	MaxBodyBytes int
+	// MaxEventBytes is the largest single SSE event or NDJSON line kept; a
+	// longer one is delivered cut, with Truncated set (default 1 MiB).
+	MaxEventBytes int
+	// MaxPending is how many requests may wait for their responses
+	// (pipelining) before the oldest is dropped (default 16).
+	MaxPending int
+}
+
+// Request is an HTTP request as it crossed the connection.
+type Request struct {
+	Method string
+	Target string // request-target as sent, e.g. "/api/chat?x=1"
+	Proto  string // "HTTP/1.1"
+	Header http.Header
+	// Body is the decoded body (de-chunked, decompressed), at most Limits.MaxBodyBytes.
+	Body          []byte
+	BodyTruncated bool
+	// WireBytes counts every byte of the message on the wire, head included.
+	WireBytes int64
+	Start     time.Time // first byte seen
+	End       time.Time // last byte seen
+}
+
+// Response is an HTTP response as it crossed the connection.
+type Response struct {
+	Proto     string
+	Status    int
+	Header    http.Header
+	Start     time.Time // first byte of the status line seen
+	HeaderEnd time.Time // last byte of the head seen
+	// Stream says how the body is delivered. For NotStreamed, Body holds it;
+	// otherwise each event went to Sink.Event and Body is empty.
+	Stream        StreamKind
+	Body          []byte
+	BodyTruncated bool
+	Events        int // stream events delivered
+	WireBytes     int64
+	End           time.Time // last byte seen
+}
+
+// Exchange is one request and its response on a connection.
+type Exchange struct {
+	Seq      uint64 // 0 for the first exchange seen on the connection
+	Request  Request
+	Response Response
+	// ClientSide is true when requests were written by the observed process
+	// (it is the HTTP client); false when it read them (it is the server).
+	ClientSide bool
+	// HasResponse is false when the exchange ended before any response head.
+	HasResponse bool
+	// Err is nil for a complete exchange, else why it ended early.
+	Err error
+}
+
+// StreamEvent is one SSE event or one NDJSON line of a streaming response.
+type StreamEvent struct {
+	Time time.Time // when the event's last byte was seen
+	Name string    // SSE "event:" field; empty for NDJSON
+	ID   string    // SSE "id:" field
+	// Data is the SSE data lines joined with "\n", or the NDJSON line without
+	// its newline. It is only valid during the Sink.Event call.
+	Data      []byte
+	Truncated bool
+}
+
+// Sink receives what a Conn decodes. Calls come from the goroutine feeding
+// the Conn, in stream order.
+type Sink interface {
+	// Request is called when a request head and body are complete.
+	Request(x *Exchange)
+	// Event is called for each event of a streaming response as it completes.
+	Event(x *Exchange, ev StreamEvent)
+	// Done is called once per exchange that reached Request, when its
+	// response is complete or can no longer complete (x.Err says why).
+	Done(x *Exchange)
+}

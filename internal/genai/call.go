@@ -1,0 +1,179 @@
+// Package genai recognises LLM API calls inside decoded HTTP exchanges and
+// reconstructs one Call per operation: provider, models, parameters, token
+// usage, finish reasons, streaming timing, server-reported timings and
+// errors. It reads decode's exchanges and stream events and hands Calls on;
+// it knows nothing of the kernel or of OpenTelemetry.
+package genai
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Operation names, as gen_ai.operation.name.
+const (
+	OpChat            = "chat"
+	OpTextCompletion  = "text_completion"
+	OpEmbeddings      = "embeddings"
+	OpGenerateContent = "generate_content"
+)
+
+// Provider names, as gen_ai.provider.name. The first group are the
+// conventions' well-known values; the second are ours, where the conventions
+// have none.
+const (
+	ProviderOpenAI    = "openai"
+	ProviderAnthropic = "anthropic"
+	ProviderGemini    = "gcp.gemini"
+	ProviderAzure     = "azure.ai.openai"
+
+	ProviderOllama   = "ollama"
+	ProviderVLLM     = "vllm"
+	ProviderLlamaCpp = "llama_cpp"
+	ProviderLiteLLM  = "litellm"
+	// ProviderOpenAICompatible is used for an OpenAI-shaped API whose server
+	// could not be identified.
+	ProviderOpenAICompatible = "openai_compatible"
+)
+
+// Endpoint says where the call was seen and who served it.
+type Endpoint struct {
+	// ClientSide is true when the observed process made the call (CLIENT
+	// span); false when it served it (SERVER span).
+	ClientSide    bool
+	ServerAddress string // peer address for the client, local for the server
+	ServerPort    int
+	ClientAddress string
+	ClientPort    int
+}
+
+// Usage holds token counts; nil means the count was not observed.
+type Usage struct {
+	InputTokens              *int64 // includes cached tokens
+	OutputTokens             *int64
+	CacheReadInputTokens     *int64
+	CacheCreationInputTokens *int64
+	ReasoningOutputTokens    *int64
+}
+
+// ServerTiming holds timings the server reported about itself.
+type ServerTiming struct {
+	// Source names the fields used, e.g. "ollama", "llama_cpp.timings", "vllm.metrics".
+	Source string
+	// TimeToFirstToken is the server's own prompt phase (zero when unknown).
+	TimeToFirstToken time.Duration
+	// TimePerOutputToken is the server's mean inter-token time (zero when unknown).
+	TimePerOutputToken time.Duration
+	// Total is the server's own duration of the request (zero when unknown).
+	Total time.Duration
+}
+
+// ToolCall is a tool invocation requested by the model.
+type ToolCall struct {
+	ID        string
+	Name      string
+	Arguments string // JSON text
+}
+
+// Part is one piece of a message, in the conventions' message schema.
+type Part struct {
+	Type      string          `json:"type"` // text, tool_call, tool_call_response, reasoning, blob, uri, file
+	Content   string          `json:"content,omitempty"`
+	ID        string          `json:"id,omitempty"`
+	Name      string          `json:"name,omitempty"`
+	Arguments json.RawMessage `json:"arguments,omitempty"`
+	Response  json.RawMessage `json:"response,omitempty"`
+}
+
+// Message is one message in the conventions' message schema.
+type Message struct {
+	Role         string `json:"role"`
+	Parts        []Part `json:"parts"`
+	FinishReason string `json:"finish_reason,omitempty"`
+}
+
+// Call is one LLM operation reconstructed from the wire.
+type Call struct {
+	Operation string
+	Provider  string
+	// API names the wire format recognised, e.g. "ollama.chat",
+	// "openai.chat_completions", "anthropic.messages".
+	API      string
+	Endpoint Endpoint
+	Method   string
+	Path     string
+	Status   int // HTTP status; 0 when no response was seen
+
+	RequestModel   string
+	ResponseModel  string
+	ResponseID     string
+	ConversationID string
+	Stream         bool
+
+	MaxTokens        *int64
+	Temperature      *float64
+	TopP             *float64
+	TopK             *float64
+	FrequencyPenalty *float64
+	PresencePenalty  *float64
+	Seed             *int64
+	StopSequences    []string
+	ChoiceCount      int // requested n; 0 when not given
+	OutputType       string
+	ServiceTier      string // requested
+	Messages         int    // messages in the request; 0 when not a chat
+
+	FinishReasons       []string
+	ResponseServiceTier string
+	SystemFingerprint   string
+	Usage               Usage
+	ToolCalls           []ToolCall
+	// EndUserHash is the salted SHA-256 of the end-user id, hex; empty when absent.
+	EndUserHash string
+
+	// Start is the first byte of the request; End the last byte of the response.
+	Start time.Time
+	End   time.Time
+	// ContentChunks holds when each stream chunk carrying generated content
+	// (text, reasoning or a tool call) completed; the first is the time to
+	// first chunk. Empty when the response was not streamed.
+	ContentChunks []time.Time
+	// Chunks counts every stream event, content or not.
+	Chunks       int
+	ServerTiming ServerTiming
+
+	// ErrorType is set when the call failed: the provider's error type or
+	// code, else the HTTP status, else "_OTHER".
+	ErrorType    string
+	ErrorMessage string
+	// Truncated is set when capture lost or cut part of the exchange.
+	Truncated bool
+
+	TraceParent string
+	TraceState  string
+	RequestID   string            // x-request-id and the like
+	RateLimit   map[string]string // x-ratelimit-* and retry-after headers
+
+	// Content, filled only when content capture is switched on.
+	SystemInstructions []Part
+	InputMessages      []Message
+	OutputMessages     []Message
+	ToolDefinitions    json.RawMessage
+}
+
+// TimeToFirstChunk returns the time from the request's first byte to the
+// first content chunk, and false when the call had none.
+func (c *Call) TimeToFirstChunk() (time.Duration, bool) {
+	if len(c.ContentChunks) == 0 || c.Start.IsZero() {
+		return 0, false
+	}
+	return c.ContentChunks[0].Sub(c.Start), true
+}
+
+// Duration is the time from the request's first byte to the response's last.
+func (c *Call) Duration() time.Duration {
+	if c.End.Before(c.Start) {
+		return 0
+	}
+	return c.End.Sub(c.Start)
+}
