@@ -1,0 +1,421 @@
+// Package capture loads the observer's kernel programs, attaches them to the
+// syscall tracepoints, and turns the ring buffer's raw records into typed
+// Events: connection opens and closes with their addresses and role, and the
+// bytes of both directions of each tracked connection with wall-clock times
+// and byte offsets. It knows nothing of HTTP; the kernel-side loss counters
+// are read here too.
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+)
+
+// Kind is what an Event reports.
+type Kind uint8
+
+const (
+	// Data carries bytes of one direction of a connection.
+	Data Kind = Kind(observerEventKindKIND_DATA)
+	// Open reports a connection that started being tracked, with its addresses.
+	Open Kind = Kind(observerEventKindKIND_OPEN)
+	// Close reports that the process closed a tracked connection.
+	Close Kind = Kind(observerEventKindKIND_CLOSE)
+)
+
+// Direction is the way bytes went, seen from the observed process.
+type Direction uint8
+
+const (
+	// Egress bytes were written by the process.
+	Egress Direction = Direction(observerDirectionDIR_EGRESS)
+	// Ingress bytes were read by the process.
+	Ingress Direction = Direction(observerDirectionDIR_INGRESS)
+)
+
+// Role says which end of a connection the observed process is.
+type Role uint8
+
+const (
+	// RoleUnknown: the connection predates the observer and no request was seen yet.
+	RoleUnknown Role = Role(observerRoleROLE_UNKNOWN)
+	// RoleClient: the process connected, or wrote the first request.
+	RoleClient Role = Role(observerRoleROLE_CLIENT)
+	// RoleServer: the process accepted, or read the first request.
+	RoleServer Role = Role(observerRoleROLE_SERVER)
+)
+
+// Source is the hook that saw the bytes.
+type Source uint8
+
+const (
+	// Syscall bytes were seen at the socket system calls (plaintext).
+	Syscall Source = 0
+)
+
+// ConnKey identifies a tracked connection for as long as the observer runs;
+// ID tells apart connections that reused a pid's fd number.
+type ConnKey struct {
+	PID uint32
+	FD  int32
+	ID  uint64
+}
+
+// Event is one record from the kernel.
+type Event struct {
+	Kind   Kind
+	Conn   ConnKey
+	TID    uint32
+	Comm   string
+	Time   time.Time // write entry for Egress, read exit for Ingress
+	Dir    Direction
+	Source Source
+	Role   Role
+	// Offset is the position of Data in its direction's byte stream since
+	// tracking began; a jump between records means bytes were lost.
+	Offset uint64
+	// Data is only valid until the handler returns.
+	Data []byte
+	// Truncated: the kernel copied no more of this buffer after Data.
+	Truncated bool
+	// Fault: the kernel could not read the buffer; Len bytes were lost.
+	Fault bool
+	// Local and Remote are set on Open.
+	Local, Remote netip.AddrPort
+}
+
+// Config tunes what the kernel tracks and how it hands records over.
+type Config struct {
+	// Paths are request-path prefixes that mark a connection as LLM traffic
+	// (at most 16, each at most 48 bytes). Empty means DefaultPaths.
+	Paths []string
+	// Ports mark every connection to or from them as LLM traffic.
+	Ports []uint16
+	// RingBytes is the ring buffer size, a power of two (default 8 MiB).
+	RingBytes int
+	// WakeupBytes is how much must wait in the ring before the reader is
+	// woken (default 256 KiB); below it the reader drains on DrainInterval.
+	WakeupBytes int
+	// DrainInterval is how often the reader drains without a wake-up (default 20ms).
+	DrainInterval time.Duration
+}
+
+// DefaultPaths are the request-path prefixes of the LLM APIs recognised by
+// default: Ollama native, OpenAI and its many compatible servers, Anthropic,
+// Gemini, llama.cpp and Azure OpenAI.
+var DefaultPaths = []string{
+	"/api/chat", "/api/generate", "/api/embed",
+	"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
+	"/v1/messages", "/v1beta/models/", "/v1/models/",
+	"/completion", "/chat/completions", "/embeddings", "/openai/deployments/",
+}
+
+const (
+	maxPaths      = 16
+	maxPathLen    = 48
+	headerSize    = int(unsafe.Sizeof(observerEvent{}))
+	connInfoSize  = int(unsafe.Sizeof(observerConnInfo{}))
+	defaultRing   = 8 << 20
+	defaultWakeup = 256 << 10
+	defaultDrain  = 20 * time.Millisecond
+)
+
+// Probe is the loaded and attached kernel side.
+type Probe struct {
+	objs   observerObjects
+	links  []link.Link
+	reader *ringbuf.Reader
+	drain  time.Duration
+	clock  *clock
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// Load loads the kernel programs, configures them and attaches every
+// tracepoint. The caller must Close the Probe.
+func Load(cfg Config) (*Probe, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := EnsureTracefs(); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raise the locked-memory limit (run as root or with CAP_SYS_RESOURCE): %w", err)
+	}
+	spec, err := loadObserver()
+	if err != nil {
+		return nil, fmt.Errorf("read embedded eBPF object: %w", err)
+	}
+	if err := spec.Variables["self_tgid"].Set(uint32(os.Getpid())); err != nil {
+		return nil, fmt.Errorf("set self_tgid: %w", err)
+	}
+	if err := spec.Variables["wakeup_bytes"].Set(uint64(cfg.WakeupBytes)); err != nil {
+		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
+	}
+	spec.Maps["events"].MaxEntries = uint32(cfg.RingBytes)
+
+	p := &Probe{drain: cfg.DrainInterval, clock: newClock()}
+	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+		return nil, explainLoadError(err)
+	}
+	if err := p.configure(cfg); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if err := p.attach(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.reader, err = ringbuf.NewReader(p.objs.Events)
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	return p, nil
+}
+
+func (c *Config) validate() error {
+	if len(c.Paths) == 0 {
+		c.Paths = DefaultPaths
+	}
+	if len(c.Paths) > maxPaths {
+		return fmt.Errorf("at most %d LLM path prefixes can be tracked in the kernel, got %d", maxPaths, len(c.Paths))
+	}
+	for _, p := range c.Paths {
+		if p == "" || len(p) > maxPathLen || !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("LLM path prefix %q: must start with / and be at most %d bytes", p, maxPathLen)
+		}
+	}
+	if c.RingBytes == 0 {
+		c.RingBytes = defaultRing
+	}
+	if c.RingBytes < os.Getpagesize() || c.RingBytes&(c.RingBytes-1) != 0 {
+		return fmt.Errorf("ring buffer size %d: must be a power of two of at least a page", c.RingBytes)
+	}
+	if c.WakeupBytes == 0 {
+		c.WakeupBytes = defaultWakeup
+	}
+	if c.DrainInterval == 0 {
+		c.DrainInterval = defaultDrain
+	}
+	return nil
+}
+
+func (p *Probe) configure(cfg Config) error {
+	for i, path := range cfg.Paths {
+		v := pathPrefix(path)
+		if err := p.objs.LlmPaths.Put(uint32(i), &v); err != nil {
+			return fmt.Errorf("configure path prefix %q: %w", path, err)
+		}
+	}
+	for _, port := range cfg.Ports {
+		if err := p.objs.LlmPorts.Put(port, uint8(1)); err != nil {
+			return fmt.Errorf("configure port %d: %w", port, err)
+		}
+	}
+	return nil
+}
+
+// pathPrefix lays a prefix out as the kernel compares it: little-endian
+// 64-bit words of the path's bytes, and masks selecting the prefix's bytes.
+func pathPrefix(path string) observerPathPrefix {
+	var v observerPathPrefix
+	v.Len = uint32(len(path))
+	for i := 0; i < len(path); i++ {
+		shift := 8 * uint(i%8)
+		v.Word[i/8] |= uint64(path[i]) << shift
+		v.Mask[i/8] |= 0xff << shift
+	}
+	return v
+}
+
+func (p *Probe) attach() error {
+	progs := map[string]*ebpf.Program{
+		"sys_enter_write":    p.objs.EnterWrite,
+		"sys_enter_sendto":   p.objs.EnterSendto,
+		"sys_enter_writev":   p.objs.EnterWritev,
+		"sys_enter_sendmsg":  p.objs.EnterSendmsg,
+		"sys_enter_read":     p.objs.EnterRead,
+		"sys_enter_recvfrom": p.objs.EnterRecvfrom,
+		"sys_enter_readv":    p.objs.EnterReadv,
+		"sys_enter_recvmsg":  p.objs.EnterRecvmsg,
+		"sys_exit_write":     p.objs.ExitWrite,
+		"sys_exit_sendto":    p.objs.ExitSendto,
+		"sys_exit_writev":    p.objs.ExitWritev,
+		"sys_exit_sendmsg":   p.objs.ExitSendmsg,
+		"sys_exit_read":      p.objs.ExitRead,
+		"sys_exit_recvfrom":  p.objs.ExitRecvfrom,
+		"sys_exit_readv":     p.objs.ExitReadv,
+		"sys_exit_recvmsg":   p.objs.ExitRecvmsg,
+		"sys_enter_connect":  p.objs.EnterConnect,
+		"sys_exit_accept4":   p.objs.ExitAccept4,
+		"sys_exit_accept":    p.objs.ExitAccept,
+		"sys_enter_close":    p.objs.EnterClose,
+	}
+	// Exits first: an entry without its exit would only fill the active map.
+	order := []string{
+		"sys_exit_write", "sys_exit_sendto", "sys_exit_writev", "sys_exit_sendmsg",
+		"sys_exit_read", "sys_exit_recvfrom", "sys_exit_readv", "sys_exit_recvmsg",
+		"sys_exit_accept4", "sys_exit_accept", "sys_enter_connect", "sys_enter_close",
+		"sys_enter_write", "sys_enter_sendto", "sys_enter_writev", "sys_enter_sendmsg",
+		"sys_enter_read", "sys_enter_recvfrom", "sys_enter_readv", "sys_enter_recvmsg",
+	}
+	for _, name := range order {
+		l, err := link.Tracepoint("syscalls", name, progs[name], nil)
+		if err != nil {
+			return fmt.Errorf("attach tracepoint syscalls/%s: %w", name, err)
+		}
+		p.links = append(p.links, l)
+	}
+	return nil
+}
+
+// Run reads records until ctx is done or the Probe is closed, calling handle
+// for each from this goroutine. The Event and its Data are reused after
+// handle returns.
+func (p *Probe) Run(ctx context.Context, handle func(*Event)) error {
+	stop := context.AfterFunc(ctx, func() { p.reader.Close() })
+	defer stop()
+	var (
+		rec ringbuf.Record
+		ev  Event
+	)
+	for {
+		p.reader.SetDeadline(time.Now().Add(p.drain))
+		err := p.reader.ReadInto(&rec)
+		switch {
+		case err == nil:
+			if p.parse(rec.RawSample, &ev) {
+				handle(&ev)
+			}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			p.clock.maybeRecalibrate()
+		case errors.Is(err, ringbuf.ErrClosed):
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		default:
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+	}
+}
+
+// parse fills ev from one raw record; false for a record too short to hold
+// its header, which the kernel never writes.
+func (p *Probe) parse(raw []byte, ev *Event) bool {
+	if len(raw) < headerSize {
+		return false
+	}
+	h := (*observerEvent)(unsafe.Pointer(&raw[0]))
+	*ev = Event{
+		Kind:      Kind(h.Kind),
+		Conn:      ConnKey{PID: h.Pid, FD: h.Fd, ID: h.ConnId},
+		TID:       h.Tid,
+		Comm:      commString(&h.Comm),
+		Time:      p.clock.wall(h.TsNs),
+		Dir:       Direction(h.Dir),
+		Source:    Source(h.Source),
+		Role:      Role(h.Role),
+		Offset:    h.Offset,
+		Truncated: h.Flags&uint8(observerEventFlagFLAG_TRUNCATED) != 0,
+		Fault:     h.Flags&uint8(observerEventFlagFLAG_FAULT) != 0,
+	}
+	body := raw[headerSize:]
+	switch ev.Kind {
+	case Data:
+		n := int(h.Len)
+		if n > len(body) {
+			n = len(body)
+		}
+		ev.Data = body[:n]
+	case Open:
+		if len(body) >= connInfoSize {
+			ci := (*observerConnInfo)(unsafe.Pointer(&body[0]))
+			ev.Local, ev.Remote = connAddrs(ci)
+		}
+	}
+	return true
+}
+
+func connAddrs(ci *observerConnInfo) (local, remote netip.AddrPort) {
+	var l, r netip.Addr
+	if ci.Family == unix.AF_INET {
+		l = netip.AddrFrom4([4]byte(ci.LocalAddr[:4]))
+		r = netip.AddrFrom4([4]byte(ci.RemoteAddr[:4]))
+	} else {
+		l = netip.AddrFrom16(ci.LocalAddr).Unmap()
+		r = netip.AddrFrom16(ci.RemoteAddr).Unmap()
+	}
+	return netip.AddrPortFrom(l, ci.LocalPort), netip.AddrPortFrom(r, ci.RemotePort)
+}
+
+func commString(c *[16]int8) string {
+	b := make([]byte, 0, 16)
+	for _, ch := range c {
+		if ch == 0 {
+			break
+		}
+		b = append(b, byte(ch))
+	}
+	return string(b)
+}
+
+// ForgetProcess drops the kernel state kept for a process that has exited:
+// its fds closed with it, without close calls the kernel side could see.
+func (p *Probe) ForgetProcess(pid uint32) error {
+	var (
+		key   observerConnKey
+		state observerConnState
+		stale []observerConnKey
+	)
+	it := p.objs.Conns.Iterate()
+	for it.Next(&key, &state) {
+		if key.Tgid == pid {
+			stale = append(stale, key)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterate connections: %w", err)
+	}
+	for _, k := range stale {
+		if err := p.objs.Conns.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("forget connection of pid %d: %w", pid, err)
+		}
+	}
+	return nil
+}
+
+// Close detaches the programs and frees the kernel objects.
+func (p *Probe) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	var errs []error
+	if p.reader != nil {
+		errs = append(errs, p.reader.Close())
+	}
+	for _, l := range p.links {
+		errs = append(errs, l.Close())
+	}
+	errs = append(errs, p.objs.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,170 @@
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// requireRoot fails, never skips: the kernel side is what this package is.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("capture tests load eBPF programs and must run as root (sudo make test)")
+	}
+}
+
+func startServer(t *testing.T) (port string, pid int) {
+	t.Helper()
+	cmd := exec.Command("python3", "testdata/echo_server.py")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start python3 server: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read server port: %v", err)
+	}
+	return strings.TrimSpace(line), cmd.Process.Pid
+}
+
+type stream struct {
+	bytes.Buffer
+	next uint64
+	gaps int
+}
+
+type collected struct {
+	mu      sync.Mutex
+	opens   map[ConnKey]*Event
+	closes  map[ConnKey]bool
+	streams map[ConnKey]*[2]stream
+}
+
+func (c *collected) handle(ev *Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch ev.Kind {
+	case Open:
+		e := *ev
+		c.opens[ev.Conn] = &e
+	case Close:
+		c.closes[ev.Conn] = true
+	case Data:
+		s := c.streams[ev.Conn]
+		if s == nil {
+			s = new([2]stream)
+			c.streams[ev.Conn] = s
+		}
+		d := &s[ev.Dir]
+		if ev.Offset != d.next {
+			d.gaps++
+		}
+		d.Write(ev.Data)
+		d.next = ev.Offset + uint64(len(ev.Data))
+	}
+}
+
+func TestCaptureCurlAgainstPythonServer(t *testing.T) {
+	requireRoot(t)
+	p, err := Load(Config{})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	defer p.Close()
+	port, serverPID := startServer(t)
+
+	c := &collected{opens: map[ConnKey]*Event{}, closes: map[ConnKey]bool{}, streams: map[ConnKey]*[2]stream{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, c.handle) }()
+
+	body := `{"model":"m","prompt":"` + strings.Repeat("x", 40000) + `"}`
+	llm := exec.Command("curl", "-sS", "-o", "/dev/null", "-H", "Content-Type: application/json",
+		"--data-binary", body, "http://127.0.0.1:"+port+"/api/generate")
+	if out, err := llm.CombinedOutput(); err != nil {
+		t.Fatalf("curl: %v: %s", err, out)
+	}
+	plain := exec.Command("curl", "-sS", "-o", "/dev/null", "http://127.0.0.1:"+port+"/index.html")
+	if out, err := plain.CombinedOutput(); err != nil {
+		t.Fatalf("curl: %v: %s", err, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var client, server *ConnKey
+	for k, ev := range c.opens {
+		k := k
+		switch {
+		case k.PID == uint32(llm.Process.Pid):
+			client = &k
+			if ev.Role != RoleClient || ev.Remote.Port() == 0 || fmt.Sprint(ev.Remote.Port()) != port {
+				t.Errorf("client open: role %d remote %v, want client to port %s", ev.Role, ev.Remote, port)
+			}
+		case k.PID == uint32(serverPID):
+			server = &k
+			if ev.Role != RoleServer || fmt.Sprint(ev.Local.Port()) != port {
+				t.Errorf("server open: role %d local %v, want server on port %s", ev.Role, ev.Local, port)
+			}
+		case k.PID == uint32(plain.Process.Pid):
+			t.Errorf("plain GET /index.html was tracked: %+v", ev)
+		}
+	}
+	if client == nil || server == nil {
+		t.Fatalf("want an open for curl (pid %d) and the server (pid %d), got %v", llm.Process.Pid, serverPID, c.opens)
+	}
+	cs, ss := c.streams[*client], c.streams[*server]
+	if cs == nil || ss == nil {
+		t.Fatal("no data for the client or the server")
+	}
+	if !bytes.HasPrefix(cs[Egress].Bytes(), []byte("POST /api/generate HTTP/1.1\r\n")) || !bytes.HasSuffix(cs[Egress].Bytes(), []byte(body)) {
+		t.Errorf("client egress is not the request: %.80q…", cs[Egress].Bytes())
+	}
+	if !bytes.Equal(cs[Egress].Bytes(), ss[Ingress].Bytes()) {
+		t.Errorf("client egress (%d bytes) differs from server ingress (%d bytes)", cs[Egress].Len(), ss[Ingress].Len())
+	}
+	if !bytes.Equal(cs[Ingress].Bytes(), ss[Egress].Bytes()) || !bytes.HasSuffix(cs[Ingress].Bytes(), []byte(`{"model":"m","done":true}`)) {
+		t.Errorf("response differs: client read %q, server wrote %q", cs[Ingress].Bytes(), ss[Egress].Bytes())
+	}
+	for _, s := range []*[2]stream{cs, ss} {
+		if s[0].gaps+s[1].gaps != 0 {
+			t.Errorf("gaps in offsets: %d, %d", s[0].gaps, s[1].gaps)
+		}
+	}
+	if !c.closes[*client] {
+		t.Error("no close event for the client connection")
+	}
+	cnt, err := p.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cnt.Records == 0 || cnt.ConnsTracked < 2 || cnt.RingFull != 0 {
+		t.Errorf("counters: %+v", cnt)
+	}
+}
+
+func TestCheckPassesHere(t *testing.T) {
+	requireRoot(t)
+	for _, r := range Check() {
+		if !r.OK {
+			t.Errorf("%s: %s", r.Name, r.Detail)
+		}
+	}
+}

@@ -1,0 +1,45 @@
+package capture
+
+import "fmt"
+
+// Counters are the kernel side's running totals since load. Every loss has
+// its own field so that nothing is dropped silently.
+type Counters struct {
+	Records          uint64 // ring records written
+	Bytes            uint64 // ring bytes written, headers included
+	ConnsTracked     uint64 // connections classified as LLM traffic
+	RingFull         uint64 // records lost because the ring buffer was full
+	RingFullBytes    uint64 // bytes of those records
+	TruncatedBuffers uint64 // buffers larger than the kernel copies per call
+	TruncatedBytes   uint64 // bytes of those buffers not copied
+	ConnMapFull      uint64 // connections not followed because the state map was full
+	ActiveMapFull    uint64 // system calls not followed because the in-flight map was full
+	ReadFaults       uint64 // user buffers the kernel could not read
+}
+
+// Counters sums the per-CPU counters.
+func (p *Probe) Counters() (Counters, error) {
+	var c Counters
+	fields := []*uint64{
+		observerCounterCOUNTER_RECORDS:            &c.Records,
+		observerCounterCOUNTER_BYTES:              &c.Bytes,
+		observerCounterCOUNTER_CONNS_TRACKED:      &c.ConnsTracked,
+		observerCounterCOUNTER_RINGBUF_FULL:       &c.RingFull,
+		observerCounterCOUNTER_RINGBUF_FULL_BYTES: &c.RingFullBytes,
+		observerCounterCOUNTER_TRUNCATED_BUFFERS:  &c.TruncatedBuffers,
+		observerCounterCOUNTER_TRUNCATED_BYTES:    &c.TruncatedBytes,
+		observerCounterCOUNTER_CONN_MAP_FULL:      &c.ConnMapFull,
+		observerCounterCOUNTER_ACTIVE_MAP_FULL:    &c.ActiveMapFull,
+		observerCounterCOUNTER_READ_FAULTS:        &c.ReadFaults,
+	}
+	var perCPU []uint64
+	for i, f := range fields {
+		if err := p.objs.Counters.Lookup(uint32(i), &perCPU); err != nil {
+			return c, fmt.Errorf("read kernel counter %d: %w", i, err)
+		}
+		for _, v := range perCPU {
+			*f += v
+		}
+	}
+	return c, nil
+}
