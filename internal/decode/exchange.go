@@ -64,6 +64,9 @@ var (
 	ErrMalformed = errors.New("malformed HTTP message")
 	// ErrHeaderTooLarge: a message head exceeded Limits.MaxHeaderBytes.
 	ErrHeaderTooLarge = errors.New("HTTP header exceeds the limit")
+	// ErrDropped: more than Limits.MaxPending requests waited for responses,
+	// so the oldest was given up to bound memory.
+	ErrDropped = errors.New("too many requests waiting for responses")
 )
 
 // Limits bound the memory one connection may hold.
@@ -88,8 +91,12 @@ type Request struct {
 	Proto  string // "HTTP/1.1"
 	Header http.Header
 	// Body is the decoded body (de-chunked, decompressed), at most Limits.MaxBodyBytes.
-	Body          []byte
+	Body []byte
+	// BodyTruncated says Body holds only a prefix of the body: the rest was
+	// over the limit, lost in capture, or could not be decompressed.
 	BodyTruncated bool
+	// Trailer holds the trailer fields of a chunked body, if any.
+	Trailer http.Header
 	// WireBytes counts every byte of the message on the wire, head included.
 	WireBytes int64
 	Start     time.Time // first byte seen
@@ -105,10 +112,13 @@ type Response struct {
 	HeaderEnd time.Time // last byte of the head seen
 	// Stream says how the body is delivered. For NotStreamed, Body holds it;
 	// otherwise each event went to Sink.Event and Body is empty.
-	Stream        StreamKind
-	Body          []byte
+	Stream StreamKind
+	Body   []byte
+	// BodyTruncated says Body holds only a prefix of the body (as for
+	// Request), or for a stream that bytes were lost between events.
 	BodyTruncated bool
-	Events        int // stream events delivered
+	Trailer       http.Header // trailer fields of a chunked body, if any
+	Events        int         // stream events delivered
 	WireBytes     int64
 	End           time.Time // last byte seen
 }

@@ -1,0 +1,750 @@
+package decode
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+type halfState uint8
+
+const (
+	stIdle      halfState = iota // between messages
+	stHead                       // in a head, or hunting for a start line
+	stBodyLen                    // in a Content-Length body
+	stChunkSize                  // in a chunk-size line
+	stChunkData                  // in chunk data
+	stChunkEnd                   // in the CRLF after chunk data
+	stTrailer                    // in the trailer section
+	stBodyClose                  // in a body that ends when the connection closes
+	stTunnel                     // after a protocol switch; nothing is decoded
+)
+
+// maxChunkLine bounds a chunk-size line with its extensions; real ones are
+// a few bytes, and the bound keeps a garbage stream from being buffered.
+const maxChunkLine = 4096
+
+// half is the decoder of one direction of a connection: one small state
+// machine that reads messages one after the other.
+type half struct {
+	c     *Conn
+	dir   Direction
+	state halfState
+	t     time.Time // time of the write being decoded
+
+	hunting   bool // looking for a start line in bytes of unknown place
+	junk      bool // hunting: this line cannot start a message; skip to its end
+	firstLine bool // the start line is not complete yet
+	head      []byte
+	lineStart int       // where the current line of head begins
+	headT     time.Time // time of the first byte of head
+	request   bool      // the message being read is a request
+
+	x         *exchange
+	detached  bool // x no longer takes body bytes (delivered early, or an orphan)
+	remain    int64
+	chunkLine []byte
+	sawCR     bool
+	wire      int64
+	last      time.Time // time of the message's last byte so far
+	body      []byte
+	bodyMax   int
+	trunc     bool // the body lost bytes
+	full      bool // no more body bytes are decoded
+	kind      StreamKind
+	dec       *contentDecoder
+	trailer   http.Header
+	sse       sseParser
+	nd        ndjsonParser
+}
+
+func (h *half) discard(n int) { h.c.stats.BytesDiscarded += int64(n) }
+
+func (h *half) take(n int) {
+	h.wire += int64(n)
+	h.last = h.t
+}
+
+// roles reports which start lines this half may begin with.
+func (h *half) roles() (req, resp bool) {
+	if !h.c.roles {
+		return true, true
+	}
+	req = h.dir == h.c.reqDir
+	return req, !req
+}
+
+// hunt makes the half look for the next start line, discarding until then.
+// midLine says the bytes before the next line end cannot start a message.
+func (h *half) hunt(midLine bool) {
+	h.discard(len(h.head))
+	h.resetHead()
+	h.state = stHead
+	h.hunting = true
+	h.firstLine = true
+	h.junk = midLine
+}
+
+func (h *half) resetHead() {
+	if cap(h.head) > 8<<10 {
+		h.head = nil
+	} else {
+		h.head = h.head[:0]
+	}
+	h.lineStart = 0
+}
+
+func (h *half) feed(b []byte, t time.Time) {
+	h.t = t
+	for len(b) > 0 {
+		var n int
+		switch h.state {
+		case stIdle:
+			n = h.idle(b)
+		case stHead:
+			n = h.readHead(b)
+		case stBodyLen:
+			n = int(min(int64(len(b)), h.remain))
+			h.take(n)
+			h.remain -= int64(n)
+			h.bodyBytes(b[:n])
+			if h.remain == 0 {
+				h.endMessage(nil)
+			}
+		case stChunkSize:
+			n = h.readChunkSize(b)
+		case stChunkData:
+			n = int(min(int64(len(b)), h.remain))
+			h.take(n)
+			h.remain -= int64(n)
+			h.bodyBytes(b[:n])
+			if h.remain == 0 {
+				h.state = stChunkEnd
+			}
+		case stChunkEnd:
+			n = h.readChunkEnd(b[0])
+		case stTrailer:
+			n = h.readTrailer(b)
+		case stBodyClose:
+			n = len(b)
+			h.take(n)
+			h.bodyBytes(b)
+		case stTunnel:
+			n = len(b)
+			h.c.stats.BytesTunneled += int64(n)
+		}
+		b = b[n:]
+	}
+}
+
+// idle skips the empty lines allowed between messages (RFC 9112 §2.2),
+// then starts a head.
+func (h *half) idle(b []byte) int {
+	i := 0
+	for i < len(b) && (b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	if i == 0 {
+		h.state = stHead
+		h.hunting = false
+		h.firstLine = true
+		h.junk = false
+	}
+	return i
+}
+
+func (h *half) readHead(b []byte) int {
+	i := bytes.IndexByte(b, '\n')
+	if h.junk {
+		if i < 0 {
+			h.discard(len(b))
+			return len(b)
+		}
+		h.discard(i + 1)
+		h.junk = false
+		return i + 1
+	}
+	seg := b
+	if i >= 0 {
+		seg = b[:i+1]
+	}
+	if len(h.head)+len(seg) > h.c.lim.MaxHeaderBytes {
+		h.discard(len(seg))
+		if h.hunting {
+			h.hunt(i < 0)
+		} else {
+			h.c.stats.HeadersTooLarge++
+			h.headFailed(ErrHeaderTooLarge, i < 0)
+		}
+		return len(seg)
+	}
+	if len(h.head) == 0 {
+		h.headT = h.t
+	}
+	h.head = append(h.head, seg...)
+	h.last = h.t
+	if h.firstLine {
+		req, resp := h.roles()
+		if !startPrefixOK(h.head[:min(len(h.head), maxMethod+4)], req, resp) {
+			h.notStart(i < 0)
+			return len(seg)
+		}
+		if i < 0 {
+			return len(seg)
+		}
+		isReq := false
+		if _, _, _, ok := requestLine(h.head); ok && req {
+			isReq = true
+		} else if _, _, ok := statusLine(h.head); !ok || !resp {
+			h.notStart(false)
+			return len(seg)
+		}
+		h.firstLine = false
+		h.hunting = false
+		h.request = isReq
+		h.lineStart = len(h.head)
+		h.c.learn(h.dir, isReq)
+		return len(seg)
+	}
+	if i < 0 {
+		return len(seg)
+	}
+	if line := h.head[h.lineStart:]; len(line) == 1 || len(line) == 2 && line[0] == '\r' {
+		h.headDone()
+	} else {
+		h.lineStart = len(h.head)
+	}
+	return len(seg)
+}
+
+// notStart handles a first line that cannot start a message.
+func (h *half) notStart(midLine bool) {
+	if h.hunting {
+		h.hunt(midLine)
+		return
+	}
+	h.c.stats.Malformed++
+	h.headFailed(fmt.Errorf("start line: %w", ErrMalformed), midLine)
+}
+
+// headFailed gives up a message whose head could not be read. The peer saw
+// that message too and will likely answer it, so a lost request leaves a
+// placeholder that absorbs its response and keeps the pairing in step.
+func (h *half) headFailed(err error, midLine bool) {
+	req, _ := h.roles()
+	if h.c.roles {
+		if req {
+			h.c.push(&exchange{ghost: true})
+		} else {
+			h.c.finish(h.c.pop(), err)
+		}
+	}
+	h.hunt(midLine)
+}
+
+func (h *half) headDone() {
+	ph, err := parseHead(h.head, h.request)
+	if err != nil {
+		h.c.stats.Malformed++
+		h.headFailed(err, false)
+		return
+	}
+	h.wire = int64(len(h.head))
+	h.last = h.t
+	h.resetHead()
+	if h.request {
+		h.requestHead(ph)
+	} else {
+		h.responseHead(ph)
+	}
+}
+
+func (h *half) requestHead(ph parsedHead) {
+	c := h.c
+	fr, n := noBody, int64(0)
+	switch {
+	case ph.header["Transfer-Encoding"] != nil:
+		if !chunkedLast(ph.header["Transfer-Encoding"]) {
+			c.stats.Malformed++
+			h.headFailed(fmt.Errorf("request transfer coding: %w", ErrMalformed), false)
+			return
+		}
+		fr = chunkedBody
+	case ph.header["Content-Length"] != nil:
+		var ok bool
+		if n, ok = contentLength(ph.header["Content-Length"]); !ok {
+			c.stats.Malformed++
+			h.headFailed(fmt.Errorf("request Content-Length: %w", ErrMalformed), false)
+			return
+		}
+		if n > 0 {
+			fr = lengthBody
+		}
+	}
+	x := &exchange{}
+	x.Seq = c.seq
+	c.seq++
+	x.ClientSide = c.reqDir == Egress
+	x.Request = Request{Method: ph.method, Target: ph.target, Proto: ph.proto, Header: ph.header, Start: h.headT}
+	c.push(x)
+	h.begin(x, fr, n, ph.header, NotStreamed)
+}
+
+func (h *half) responseHead(ph parsedHead) {
+	c := h.c
+	if ph.status < 200 && ph.status != 101 {
+		// Interim response (100 Continue, 103 Early Hints): the final one follows.
+		h.state = stIdle
+		return
+	}
+	x := c.pop()
+	if x == nil || x.ghost {
+		if x == nil {
+			x = &exchange{}
+		}
+		x.orphan = true
+		c.stats.OrphanResponses++
+	}
+	if !x.orphan && !x.reqSent {
+		c.sendRequest(x)
+	}
+	x.HasResponse = true
+	x.Response = Response{Proto: ph.proto, Status: ph.status, Header: ph.header, Start: h.headT, HeaderEnd: h.t}
+	fr, n := noBody, int64(0)
+	te, cl := ph.header["Transfer-Encoding"], ph.header["Content-Length"]
+	switch {
+	case x.Request.Method == "HEAD" || ph.status == 204 || ph.status == 304:
+	case ph.status == 101 || x.Request.Method == "CONNECT" && ph.status < 300:
+		fr = tunnel
+	case te != nil:
+		fr = closeBody
+		if chunkedLast(te) {
+			fr = chunkedBody
+		}
+	case cl != nil:
+		var ok bool
+		if n, ok = contentLength(cl); !ok {
+			c.stats.Malformed++
+			c.finish(x, fmt.Errorf("response Content-Length: %w", ErrMalformed))
+			h.hunt(false)
+			return
+		}
+		if n > 0 {
+			fr = lengthBody
+		}
+	default:
+		fr = closeBody
+	}
+	kind := NotStreamed
+	if fr != noBody && fr != tunnel {
+		kind = streamKind(ph.header.Get("Content-Type"))
+	}
+	x.Response.Stream = kind
+	h.begin(x, fr, n, ph.header, kind)
+}
+
+// begin sets up the body of the message whose head was just read.
+func (h *half) begin(x *exchange, fr framing, n int64, hdr http.Header, kind StreamKind) {
+	h.x = x
+	h.detached = x.orphan
+	h.body, h.trunc, h.full, h.trailer, h.kind = nil, false, false, nil, kind
+	h.bodyMax = h.c.lim.MaxBodyBytes
+	switch fr {
+	case noBody:
+		h.endMessage(nil)
+		return
+	case tunnel:
+		h.endMessage(nil)
+		h.c.tunnel()
+		return
+	case lengthBody:
+		h.remain = n
+		h.state = stBodyLen
+	case chunkedBody:
+		h.chunkLine = h.chunkLine[:0]
+		h.state = stChunkSize
+	case closeBody:
+		h.state = stBodyClose
+	}
+	if h.detached {
+		return
+	}
+	switch cd := contentCoding(hdr["Content-Encoding"]); cd {
+	case gzipCoding, deflateCoding:
+		h.dec = newContentDecoder(cd, h)
+	case unsupportedCoding:
+		// Kept as sent; the caller sees Content-Encoding in the header.
+		h.c.stats.UnsupportedEncodings++
+		h.kind = NotStreamed
+		x.Response.Stream = NotStreamed
+	}
+	switch h.kind {
+	case SSE:
+		h.sse.init(h.c.lim.MaxEventBytes, h)
+	case NDJSON:
+		h.nd.init(h.c.lim.MaxEventBytes, h)
+	default:
+		if fr == lengthBody && h.dec == nil {
+			h.body = make([]byte, 0, min(n, int64(h.bodyMax)))
+		}
+	}
+}
+
+// bodyBytes takes body bytes as framed on the wire.
+func (h *half) bodyBytes(p []byte) {
+	if h.detached || h.full {
+		return
+	}
+	if h.dec != nil {
+		if err := h.dec.write(p); err != nil {
+			h.c.stats.DecodeErrors++
+			h.truncate()
+		}
+		return
+	}
+	h.out(p)
+}
+
+// out takes decoded body bytes; false stops the decoder.
+func (h *half) out(p []byte) bool {
+	switch h.kind {
+	case SSE:
+		h.sse.write(p, h.t)
+		return true
+	case NDJSON:
+		h.nd.write(p, h.t)
+		return true
+	}
+	var cut bool
+	if h.body, cut = appendCapped(h.body, p, h.bodyMax); cut {
+		h.truncate()
+		return false
+	}
+	return true
+}
+
+// event hands a stream event of the current response to the sink.
+func (h *half) event(ev StreamEvent) {
+	x := h.x
+	if x == nil || x.done || x.orphan {
+		return
+	}
+	if ev.Truncated {
+		h.c.stats.TruncatedEvents++
+	}
+	x.Response.Events++
+	h.c.sink.Event(&x.Exchange, ev)
+}
+
+// truncate marks the body as a prefix and stops taking body bytes.
+func (h *half) truncate() {
+	if !h.trunc {
+		h.trunc = true
+		h.c.stats.TruncatedBodies++
+	}
+	h.full = true
+}
+
+// bodyGap handles bytes lost inside a body whose framing is intact. A
+// plain or compressed body keeps its prefix; a stream drops the event being
+// read and resumes at the next one.
+func (h *half) bodyGap() {
+	if h.detached || h.full {
+		if !h.detached {
+			h.truncate()
+		}
+		return
+	}
+	if h.dec == nil && h.kind != NotStreamed {
+		if !h.trunc {
+			h.trunc = true
+			h.c.stats.TruncatedBodies++
+		}
+		if h.kind == SSE {
+			h.sse.gap()
+		} else {
+			h.nd.gap()
+		}
+		return
+	}
+	h.truncate()
+}
+
+func (h *half) readChunkSize(b []byte) int {
+	i := bytes.IndexByte(b, '\n')
+	seg := b
+	if i >= 0 {
+		seg = b[:i+1]
+	}
+	h.take(len(seg))
+	if len(h.chunkLine)+len(seg) > maxChunkLine {
+		h.cut(fmt.Errorf("chunk-size line too long: %w", ErrMalformed), i < 0)
+		return len(seg)
+	}
+	line := seg
+	if i < 0 || len(h.chunkLine) > 0 {
+		h.chunkLine = append(h.chunkLine, seg...)
+		if i < 0 {
+			return len(seg)
+		}
+		line = h.chunkLine
+	}
+	size, ok := chunkSize(line)
+	h.chunkLine = h.chunkLine[:0]
+	switch {
+	case !ok:
+		h.cut(fmt.Errorf("chunk-size line: %w", ErrMalformed), false)
+	case size == 0:
+		h.resetHead()
+		h.state = stTrailer
+	default:
+		h.remain = size
+		h.state = stChunkData
+	}
+	return len(seg)
+}
+
+// chunkSize parses "1*HEXDIG [BWS ; ext...] CRLF".
+func chunkSize(line []byte) (int64, bool) {
+	line = trimEOL(line)
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	line = bytes.Trim(line, " \t")
+	if len(line) == 0 || len(line) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range line {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		n = n<<4 | int64(d)
+	}
+	return n, true
+}
+
+func (h *half) readChunkEnd(c byte) int {
+	switch {
+	case c == '\r' && !h.sawCR:
+		h.sawCR = true
+	case c == '\n':
+		h.sawCR = false
+		h.state = stChunkSize
+	default:
+		h.sawCR = false
+		h.cut(fmt.Errorf("no CRLF after chunk data: %w", ErrMalformed), true)
+		return 0
+	}
+	h.take(1)
+	return 1
+}
+
+func (h *half) readTrailer(b []byte) int {
+	i := bytes.IndexByte(b, '\n')
+	seg := b
+	if i >= 0 {
+		seg = b[:i+1]
+	}
+	h.take(len(seg))
+	if len(h.head)+len(seg) > h.c.lim.MaxHeaderBytes {
+		h.c.stats.HeadersTooLarge++
+		h.cut(fmt.Errorf("trailer: %w", ErrHeaderTooLarge), i < 0)
+		return len(seg)
+	}
+	h.head = append(h.head, seg...)
+	if i < 0 {
+		return len(seg)
+	}
+	if line := h.head[h.lineStart:]; len(line) == 1 || len(line) == 2 && line[0] == '\r' {
+		if h.lineStart > 0 {
+			tr, err := parseFields(h.head[:h.lineStart], string(h.head[:h.lineStart]))
+			if err != nil {
+				h.c.stats.Malformed++ // the body is intact; only the trailer is lost
+			} else {
+				h.trailer = tr
+			}
+		}
+		h.resetHead()
+		h.endMessage(nil)
+	} else {
+		h.lineStart = len(h.head)
+	}
+	return len(seg)
+}
+
+// skip handles n bytes lost at the current position.
+func (h *half) skip(n int64) {
+	switch h.state {
+	case stTunnel:
+		return
+	case stHead:
+		if h.hunting {
+			h.hunt(true)
+			return
+		}
+		h.lost()
+	case stIdle:
+		h.lost()
+	case stBodyLen:
+		k := min(n, h.remain)
+		h.take(int(k))
+		h.remain -= k
+		h.bodyGap()
+		if h.remain == 0 {
+			h.endMessage(nil)
+			if n > k {
+				h.skip(n - k)
+			}
+		}
+	case stChunkData:
+		if n <= h.remain {
+			h.take(int(n))
+			h.remain -= n
+			h.bodyGap()
+			if h.remain == 0 {
+				h.state = stChunkEnd
+			}
+			return
+		}
+		h.bodyGap()
+		h.cut(fmt.Errorf("%d bytes lost across a chunk boundary: %w", n, ErrGap), true)
+	default:
+		h.bodyGap()
+		h.cut(fmt.Errorf("%d bytes lost in %s framing: %w", n, h.dir, ErrGap), true)
+	}
+}
+
+// lost handles a loss where a message starts or in its head: that message
+// is gone. A lost request leaves a placeholder for its response; a lost
+// response ends the exchange waiting for it.
+func (h *half) lost() {
+	h.c.stats.Gaps++
+	if h.c.roles {
+		if req, _ := h.roles(); req {
+			h.c.push(&exchange{ghost: true})
+		} else {
+			h.c.finish(h.c.pop(), ErrGap)
+		}
+	}
+	h.hunt(true)
+}
+
+// cut ends the message being read at a framing error or loss, then hunts.
+// A cut request stays paired: its response is still worth reading.
+func (h *half) cut(err error, midLine bool) {
+	if h.x != nil {
+		if errors.Is(err, ErrGap) {
+			h.c.stats.Gaps++
+		} else {
+			h.c.stats.Malformed++
+		}
+	}
+	h.abort(err)
+	h.hunt(midLine)
+}
+
+// abort ends the message being read with err, without touching the state.
+func (h *half) abort(err error) {
+	x := h.x
+	if x == nil {
+		return
+	}
+	if h.request {
+		if !x.done {
+			if x.Err == nil {
+				x.Err = err
+			}
+			if !x.reqSent {
+				h.c.sendRequest(x)
+			}
+		}
+	} else {
+		h.truncate()
+		if !x.done {
+			h.fillResponse(x)
+		}
+		h.c.finish(x, err)
+	}
+	h.x = nil
+	h.release()
+}
+
+// endMessage completes the message being read.
+func (h *half) endMessage(err error) {
+	x := h.x
+	if h.dec != nil && !h.detached && !h.full {
+		if e := h.dec.finish(); e != nil {
+			h.c.stats.DecodeErrors++
+			h.truncate()
+		}
+	}
+	if h.kind == NDJSON && !h.detached && !h.full {
+		// A last line may go without its newline. An SSE event without its
+		// empty line is dropped, as the event-stream rules say.
+		h.nd.end(h.t)
+	}
+	h.release()
+	h.x = nil
+	h.state = stIdle
+	if x == nil || x.done {
+		return
+	}
+	if h.request {
+		if !x.reqSent {
+			h.fillRequest(x)
+			x.reqSent = true
+			h.c.sink.Request(&x.Exchange)
+		}
+		return
+	}
+	h.fillResponse(x)
+	h.c.finish(x, err)
+}
+
+func (h *half) fillRequest(x *exchange) {
+	r := &x.Request
+	r.Body, r.BodyTruncated, r.Trailer, r.WireBytes, r.End = h.body, h.trunc, h.trailer, h.wire, h.last
+	h.body = nil
+}
+
+func (h *half) fillResponse(x *exchange) {
+	r := &x.Response
+	r.Body, r.BodyTruncated, r.Trailer, r.WireBytes, r.End = h.body, h.trunc, h.trailer, h.wire, h.last
+	h.body = nil
+}
+
+// release frees what the message being read held.
+func (h *half) release() {
+	if h.dec != nil {
+		h.dec.release()
+		h.dec = nil
+	}
+	h.sse.data = keepSmall(h.sse.data)
+	h.sse.line = keepSmall(h.sse.line)
+	h.nd.line = keepSmall(h.nd.line)
+}
+
+// close ends the half at connection close.
+func (h *half) close() {
+	switch h.state {
+	case stBodyClose:
+		h.endMessage(nil)
+	case stBodyLen, stChunkSize, stChunkData, stChunkEnd, stTrailer:
+		h.abort(ErrConnClosed)
+	case stHead:
+		h.discard(len(h.head))
+		h.resetHead()
+	}
+	h.state = stIdle
+}
