@@ -22,10 +22,17 @@ const (
 // conventions' well-known values; the second are ours, where the conventions
 // have none.
 const (
-	ProviderOpenAI    = "openai"
-	ProviderAnthropic = "anthropic"
-	ProviderGemini    = "gcp.gemini"
-	ProviderAzure     = "azure.ai.openai"
+	ProviderOpenAI     = "openai"
+	ProviderAnthropic  = "anthropic"
+	ProviderGemini     = "gcp.gemini"
+	ProviderAzure      = "azure.ai.openai"
+	ProviderVertexAI   = "gcp.vertex_ai"
+	ProviderGroq       = "groq"
+	ProviderMistral    = "mistral_ai"
+	ProviderDeepSeek   = "deepseek"
+	ProviderXAI        = "x_ai"
+	ProviderPerplexity = "perplexity"
+	ProviderCohere     = "cohere"
 
 	ProviderOllama   = "ollama"
 	ProviderVLLM     = "vllm"
@@ -100,9 +107,16 @@ type Call struct {
 	// "openai.chat_completions", "anthropic.messages".
 	API      string
 	Endpoint Endpoint
-	Method   string
-	Path     string
-	Status   int // HTTP status; 0 when no response was seen
+	// ServerAddress and ServerPort are what server.address and server.port
+	// should carry: the host named in the request's Host header (the logical
+	// server, e.g. "api.openai.com") and its port, falling back to the
+	// connection's peer address and port when the header is missing.
+	ServerAddress string
+	ServerPort    int
+	Method        string
+	// Path is the request path without its query (which may hold an API key).
+	Path   string
+	Status int // HTTP status; 0 when no response was seen
 
 	RequestModel   string
 	ResponseModel  string
@@ -138,6 +152,9 @@ type Call struct {
 	// (text, reasoning or a tool call) completed; the first is the time to
 	// first chunk. Empty when the response was not streamed.
 	ContentChunks []time.Time
+	// ContentChunksDropped counts content chunks past Options.MaxContentChunks
+	// whose times were not kept.
+	ContentChunksDropped int
 	// Chunks counts every stream event, content or not.
 	Chunks       int
 	ServerTiming ServerTiming

@@ -1,0 +1,390 @@
+package genai
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llm-observer/llm-observer/internal/decode"
+)
+
+// Options say what to extract beyond the always-on metadata.
+type Options struct {
+	// CaptureInput fills Call.InputMessages, SystemInstructions and
+	// ToolDefinitions from the request.
+	CaptureInput bool
+	// CaptureOutput fills Call.OutputMessages and ToolCall.Arguments from
+	// the response. Without it tool calls keep only their id and name.
+	CaptureOutput bool
+	// UserIDSalt salts Call.EndUserHash, the hex SHA-256 of salt+id, where
+	// id is OpenAI's "user" (or "safety_identifier") or Anthropic's
+	// metadata.user_id. The id itself is never kept.
+	UserIDSalt string
+	// Providers maps "host", "host:port" or ":port" (host in lower case) to
+	// a provider name, overriding detection. The most specific key wins.
+	Providers map[string]string
+	// MaxContentChunks bounds Call.ContentChunks: the first ones are kept and
+	// the rest counted in ContentChunksDropped (default 100000).
+	MaxContentChunks int
+}
+
+const defaultMaxContentChunks = 100000
+
+// maxPending bounds the calls one connection may have open at once; the
+// decoder pipelines fewer than this, so more means exchanges it never ended.
+const maxPending = 64
+
+// Handler receives calls, from the goroutine that feeds the Assembler.
+type Handler interface {
+	// CallStarted is called when a request is recognised as an LLM call,
+	// with the fields known from the request set. The assembler keeps
+	// filling the same Call until CallEnded; read it there, not in between.
+	CallStarted(c *Call)
+	// CallEnded is called once per started call, when it completes or
+	// fails, with the same *Call now complete. The assembler never touches
+	// it again.
+	CallEnded(c *Call)
+}
+
+// Stats counts what one Assembler saw.
+type Stats struct {
+	Requests int64 // requests seen
+	Calls    int64 // requests recognised as LLM calls
+	Ignored  int64 // requests that were not LLM API calls
+	// Unparsed counts bodies and stream events that were not the JSON the
+	// API promises (cut, garbage, or an unknown shape).
+	Unparsed int64
+}
+
+// Assembler turns the exchanges of one connection into Calls. It is a
+// decode.Sink; like the decoder that drives it, it is not safe for
+// concurrent use.
+type Assembler struct {
+	opts    Options
+	ep      Endpoint
+	h       Handler
+	pending []*callState
+	stats   Stats
+}
+
+var _ decode.Sink = (*Assembler)(nil)
+
+// NewAssembler returns a decode.Sink for one connection; ep describes the
+// connection (ClientSide is overwritten from each exchange). opts may be nil.
+func NewAssembler(opts *Options, ep Endpoint, h Handler) *Assembler {
+	a := &Assembler{ep: ep, h: h}
+	if opts != nil {
+		a.opts = *opts
+	}
+	if a.opts.MaxContentChunks <= 0 {
+		a.opts.MaxContentChunks = defaultMaxContentChunks
+	}
+	return a
+}
+
+// Stats returns what the assembler has counted so far.
+func (a *Assembler) Stats() Stats { return a.stats }
+
+// Request starts a call when the request is an LLM API call.
+func (a *Assembler) Request(x *decode.Exchange) {
+	a.stats.Requests++
+	st := a.start(x)
+	if st == nil {
+		a.stats.Ignored++
+		return
+	}
+	a.stats.Calls++
+	if len(a.pending) >= maxPending {
+		old := a.pending[0]
+		a.pending = a.pending[1:]
+		old.abandon()
+		a.h.CallEnded(old.c)
+	}
+	a.pending = append(a.pending, st)
+	a.h.CallStarted(st.c)
+}
+
+// Event folds one stream event into its call.
+func (a *Assembler) Event(x *decode.Exchange, ev decode.StreamEvent) {
+	st := a.find(x)
+	if st == nil {
+		return
+	}
+	st.head(x)
+	st.c.Chunks++
+	if ev.Time.After(st.last) {
+		st.last = ev.Time
+	}
+	if ev.Truncated {
+		st.c.Truncated = true
+	}
+	if !st.fam.event(st, ev.Name, ev.Data, ev.Time, true) {
+		a.stats.Unparsed++
+	}
+}
+
+// Done completes the call of a finished exchange and hands it on.
+func (a *Assembler) Done(x *decode.Exchange) {
+	i := a.index(x)
+	if i < 0 {
+		return
+	}
+	st := a.pending[i]
+	a.pending = append(a.pending[:i], a.pending[i+1:]...)
+	st.head(x)
+	if x.HasResponse && x.Response.Stream == decode.NotStreamed && len(x.Response.Body) > 0 {
+		if x.Response.BodyTruncated {
+			st.c.Truncated = true
+		}
+		if !st.fam.body(st, x.Response.Body, x.Response.End) {
+			a.stats.Unparsed++
+		}
+	}
+	st.finish(x)
+	a.h.CallEnded(st.c)
+}
+
+// Close ends the calls still open, as cut short; for a connection torn down
+// without its decoder ending every exchange.
+func (a *Assembler) Close() {
+	for _, st := range a.pending {
+		st.abandon()
+		a.h.CallEnded(st.c)
+	}
+	a.pending = nil
+}
+
+func (a *Assembler) index(x *decode.Exchange) int {
+	for i, st := range a.pending {
+		if st.seq == x.Seq {
+			return i
+		}
+	}
+	return -1
+}
+
+func (a *Assembler) find(x *decode.Exchange) *callState {
+	if i := a.index(x); i >= 0 {
+		return a.pending[i]
+	}
+	return nil
+}
+
+// start recognises the request and builds the call from it, or returns nil.
+func (a *Assembler) start(x *decode.Exchange) *callState {
+	req := &x.Request
+	path, query, _ := strings.Cut(req.Target, "?")
+	if i := strings.Index(path, "://"); i >= 0 { // absolute-form target (proxies)
+		if j := strings.IndexByte(path[i+3:], '/'); j >= 0 {
+			path = path[i+3+j:]
+		} else {
+			path = "/"
+		}
+	}
+	spec := recognise(req.Method, path, req.Header, req.Body)
+	if spec == nil {
+		return nil
+	}
+	ep := a.ep
+	ep.ClientSide = x.ClientSide
+	c := &Call{
+		Operation: spec.operation,
+		API:       spec.name,
+		Endpoint:  ep,
+		Method:    req.Method,
+		Path:      path,
+		Start:     req.Start,
+		End:       req.End,
+		Truncated: req.BodyTruncated,
+	}
+	host, port := hostPort(req.Header, ep)
+	c.ServerAddress, c.ServerPort = host, port
+	c.TraceParent = req.Header.Get("Traceparent")
+	c.TraceState = req.Header.Get("Tracestate")
+	c.RequestID = req.Header.Get("X-Request-Id") // a response's own id replaces it
+	st := &callState{
+		seq:  x.Seq,
+		c:    c,
+		opts: &a.opts,
+		spec: spec,
+		last: req.End,
+	}
+	st.out.capture = a.opts.CaptureOutput
+	st.fam = spec.newFamily()
+	st.detectFromRequest(host, port, path, req.Header)
+
+	body := req.Body
+	if len(body) > 0 {
+		if !st.fam.request(st, body, path, query) {
+			if salvaged := salvageObject(body); salvaged != nil {
+				st.c.Truncated = true
+				st.fam.request(st, salvaged, path, query)
+			}
+		}
+	} else {
+		st.fam.request(st, []byte("{}"), path, query)
+	}
+	return st
+}
+
+// family is one API family's parser. Each call gets its own value, which
+// holds the little state that family needs between stream events.
+type family interface {
+	// request parses the request body into the call; false when it is not
+	// well-formed JSON.
+	request(st *callState, body []byte, path, query string) bool
+	// event folds one stream event (SSE name and data, or an NDJSON line)
+	// into the call; timed is false for events cut from a body delivered
+	// whole, whose arrival times are unknown. False when unparsable.
+	event(st *callState, name string, data []byte, t time.Time, timed bool) bool
+	// body parses a response delivered whole; false when unparsable.
+	body(st *callState, body []byte, t time.Time) bool
+	// finish completes family-specific fields once the exchange is over.
+	finish(st *callState)
+}
+
+// Provider ranks: a later clue replaces the provider only when it ranks higher.
+const (
+	rankNone     = iota
+	rankShape    // what the API's shape suggests (OpenAI-shaped → openai_compatible)
+	rankEvidence // what the server revealed about itself (port, headers, fields)
+	rankHost     // a well-known public host
+	rankOverride // Options.Providers
+)
+
+// callState is one call under construction.
+type callState struct {
+	seq  uint64
+	c    *Call
+	opts *Options
+	spec *apiSpec
+	fam  family
+	out  output
+
+	providerRank int
+	headSeen     bool
+	// terminal is set when the response's own end marker was seen (final
+	// NDJSON line, [DONE], message_stop, response.completed, ...), so a
+	// connection lost afterwards did not cut the call short.
+	terminal bool
+	// failed is set once a provider error was recorded; the first one wins.
+	failed bool
+	// last is the latest time anything of the exchange was seen.
+	last time.Time
+}
+
+// setProvider records p if the clue outranks the one already used.
+func (st *callState) setProvider(p string, rank int) {
+	if p != "" && rank > st.providerRank {
+		st.c.Provider = p
+		st.providerRank = rank
+	}
+}
+
+// head takes what the response head says, once.
+func (st *callState) head(x *decode.Exchange) {
+	if st.headSeen || !x.HasResponse {
+		return
+	}
+	st.headSeen = true
+	r := &x.Response
+	st.c.Status = r.Status
+	if r.End.After(st.last) {
+		st.last = r.End
+	}
+	if r.HeaderEnd.After(st.last) {
+		st.last = r.HeaderEnd
+	}
+	if r.Stream != decode.NotStreamed {
+		st.c.Stream = true
+	}
+	st.readResponseHeaders(r)
+}
+
+// contentChunk records a stream event that carried generated content.
+func (st *callState) contentChunk(t time.Time, timed bool) {
+	if !timed {
+		return
+	}
+	if len(st.c.ContentChunks) < st.opts.MaxContentChunks {
+		st.c.ContentChunks = append(st.c.ContentChunks, t)
+	} else {
+		st.c.ContentChunksDropped++
+	}
+}
+
+// fail records a provider-reported error; typ may be empty.
+func (st *callState) fail(typ, msg string) {
+	if st.failed {
+		return
+	}
+	st.failed = true
+	st.c.ErrorType = typ
+	st.c.ErrorMessage = msg
+}
+
+// setEndUser hashes the end-user id into the call.
+func (st *callState) setEndUser(id string) {
+	if id == "" {
+		return
+	}
+	h := sha256.Sum256([]byte(st.opts.UserIDSalt + id))
+	st.c.EndUserHash = hex.EncodeToString(h[:])
+}
+
+// abandon ends a call whose exchange will never be completed.
+func (st *callState) abandon() {
+	st.c.Truncated = true
+	st.fam.finish(st)
+	st.out.finish(st)
+	if st.c.ErrorType == "" {
+		st.c.ErrorType = errorOther
+	}
+	st.c.End = st.last
+}
+
+const errorOther = "_OTHER"
+
+// finish completes the call once its exchange is over.
+func (st *callState) finish(x *decode.Exchange) {
+	c := st.c
+	st.fam.finish(st)
+	st.out.finish(st)
+	if x.Request.BodyTruncated {
+		c.Truncated = true
+	}
+	if x.Err != nil {
+		c.Truncated = true
+	}
+	end := st.last
+	if x.HasResponse && !x.Response.End.IsZero() && x.Response.End.After(end) {
+		end = x.Response.End
+	}
+	if x.HasResponse && !x.Response.End.IsZero() && x.Err == nil {
+		end = x.Response.End
+	}
+	c.End = end
+	if c.End.Before(c.Start) {
+		c.End = c.Start
+	}
+
+	switch {
+	case st.failed:
+		if c.ErrorType == "" {
+			if c.Status >= 400 {
+				c.ErrorType = strconv.Itoa(c.Status)
+			} else {
+				c.ErrorType = errorOther
+			}
+		}
+	case x.HasResponse && c.Status >= 400:
+		c.ErrorType = strconv.Itoa(c.Status)
+	case !x.HasResponse || (x.Err != nil && !st.terminal):
+		c.ErrorType = errorOther
+		if x.Err != nil {
+			c.ErrorMessage = x.Err.Error()
+		}
+	}
+}

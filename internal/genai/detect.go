@@ -1,0 +1,177 @@
+package genai
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/llm-observer/llm-observer/internal/decode"
+)
+
+// Provider detection. Every OpenAI-compatible server speaks the same API, so
+// the path says only which wire format to parse; who serves it is decided
+// from the clues below, each with a rank, and a higher-ranked clue wins
+// whenever it turns up (some only appear in the response):
+//
+//	rank      clue                                                   provider
+//	override  Options.Providers["host:port"], ["host"], [":port"]    as configured
+//	host      api.openai.com                                         openai
+//	host      api.anthropic.com                                      anthropic
+//	host      generativelanguage.googleapis.com                      gcp.gemini
+//	host      *aiplatform.googleapis.com                             gcp.vertex_ai
+//	host      *.openai.azure.com, *.cognitiveservices.azure.com      azure.ai.openai
+//	host      api.groq.com, api.mistral.ai, api.deepseek.com,        groq, mistral_ai, deepseek,
+//	          api.x.ai, api.perplexity.ai, api.cohere.com/.ai        x_ai, perplexity, cohere
+//	host      ollama.com                                             ollama
+//	evidence  Ollama native path (/api/chat, /api/generate, /api/embed[dings])  ollama
+//	evidence  port 11434, or system_fingerprint "fp_ollama"          ollama
+//	evidence  response header x-litellm-*                            litellm
+//	evidence  "timings" in the response, native POST /completion,    llama_cpp
+//	          or a Server header naming llama.cpp
+//	evidence  vLLM-only response fields: "metrics", "prompt_logprobs",
+//	          a choice's "stop_reason", "kv_transfer_params"         vllm
+//	shape     anthropic-version request header or /v1/messages       anthropic
+//	shape     Gemini path (models/{m}:generateContent)               gcp.gemini
+//	shape     Azure path (/openai/deployments/{name}/...)            azure.ai.openai
+//	shape     any other OpenAI-shaped API                            openai_compatible
+var providerHosts = []struct {
+	host     string // exact host, or a suffix when it starts with "." or "-"
+	provider string
+}{
+	{"api.openai.com", ProviderOpenAI},
+	{"api.anthropic.com", ProviderAnthropic},
+	{"generativelanguage.googleapis.com", ProviderGemini},
+	{"aiplatform.googleapis.com", ProviderVertexAI},
+	{"-aiplatform.googleapis.com", ProviderVertexAI},
+	{".openai.azure.com", ProviderAzure},
+	{".cognitiveservices.azure.com", ProviderAzure},
+	{"api.groq.com", ProviderGroq},
+	{"api.mistral.ai", ProviderMistral},
+	{"api.deepseek.com", ProviderDeepSeek},
+	{"api.x.ai", ProviderXAI},
+	{"api.perplexity.ai", ProviderPerplexity},
+	{"api.cohere.com", ProviderCohere},
+	{"api.cohere.ai", ProviderCohere},
+	{"ollama.com", ProviderOllama},
+}
+
+// ollamaPort is Ollama's default port.
+const ollamaPort = 11434
+
+// providerForHost looks a host up in providerHosts.
+func providerForHost(host string) string {
+	for _, e := range providerHosts {
+		if e.host[0] == '.' || e.host[0] == '-' {
+			if strings.HasSuffix(host, e.host) {
+				return e.provider
+			}
+		} else if host == e.host {
+			return e.provider
+		}
+	}
+	return ""
+}
+
+// hostPort returns the server host (lower case, no port) and port named by
+// the request's Host header, falling back to the connection's peer.
+func hostPort(h http.Header, ep Endpoint) (string, int) {
+	hv := h.Get("Host")
+	if hv == "" {
+		hv = h.Get(":authority")
+	}
+	if hv == "" {
+		return ep.ServerAddress, ep.ServerPort
+	}
+	host, port := hv, ep.ServerPort
+	if hh, pp, err := net.SplitHostPort(hv); err == nil {
+		host = hh
+		if n, err := strconv.Atoi(pp); err == nil && n > 0 && n < 65536 {
+			port = n
+		}
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(hv, "["), "]")
+	}
+	return strings.ToLower(host), port
+}
+
+// detectFromRequest sets the provider from what the request tells.
+func (st *callState) detectFromRequest(host string, port int, path string, h http.Header) {
+	if ov := st.opts.Providers; len(ov) > 0 {
+		ps := strconv.Itoa(port)
+		for _, k := range []string{host + ":" + ps, host, ":" + ps} {
+			if p, ok := ov[k]; ok && p != "" {
+				st.setProvider(p, rankOverride)
+				break
+			}
+		}
+	}
+	st.setProvider(providerForHost(host), rankHost)
+	switch st.spec {
+	case apiOllamaChat, apiOllamaGen, apiOllamaEmb:
+		st.setProvider(ProviderOllama, rankEvidence)
+	case apiLlamaCompl:
+		st.setProvider(ProviderLlamaCpp, rankEvidence)
+	}
+	if port == ollamaPort {
+		st.setProvider(ProviderOllama, rankEvidence)
+	}
+	switch {
+	case st.spec == apiAnthropicMsg || h.Get("Anthropic-Version") != "":
+		st.setProvider(ProviderAnthropic, rankShape)
+	case st.spec == apiGeminiGen || st.spec == apiGeminiEmbed:
+		st.setProvider(ProviderGemini, rankShape)
+	case strings.Contains(path, "/openai/deployments/"):
+		st.setProvider(ProviderAzure, rankShape)
+	default:
+		st.setProvider(ProviderOpenAICompatible, rankShape)
+	}
+}
+
+// rateLimitPrefixes are the response headers copied into Call.RateLimit.
+var rateLimitPrefixes = []string{"x-ratelimit-", "anthropic-ratelimit-"}
+
+// readResponseHeaders takes request ids, rate limits and server clues from
+// the response head. Only named, non-secret headers are read.
+func (st *callState) readResponseHeaders(r *decode.Response) {
+	c := st.c
+	for k, v := range r.Header {
+		if len(v) == 0 {
+			continue
+		}
+		lk := strings.ToLower(k)
+		switch {
+		case lk == "retry-after" || lk == "retry-after-ms" || hasAnyPrefix(lk, rateLimitPrefixes):
+			if c.RateLimit == nil {
+				c.RateLimit = make(map[string]string)
+			}
+			c.RateLimit[lk] = v[0]
+		case strings.HasPrefix(lk, "x-litellm-"):
+			st.setProvider(ProviderLiteLLM, rankEvidence)
+		case lk == "server":
+			if s := strings.ToLower(v[0]); strings.Contains(s, "llama.cpp") || strings.Contains(s, "llama-server") {
+				st.setProvider(ProviderLlamaCpp, rankEvidence)
+			}
+		}
+	}
+	for _, k := range []string{"X-Request-Id", "Request-Id", "Apim-Request-Id", "X-Goog-Request-Id"} {
+		if v := r.Header.Get(k); v != "" {
+			c.RequestID = v
+			break
+		}
+	}
+	if ms := r.Header.Get("Openai-Processing-Ms"); ms != "" && c.ServerTiming.Source == "" {
+		if f, err := strconv.ParseFloat(ms, 64); err == nil && f >= 0 && f < 1e9 {
+			c.ServerTiming = ServerTiming{Source: "openai-processing-ms", Total: msDuration(f)}
+		}
+	}
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,348 @@
+package genai
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+)
+
+// span is a JSON value exactly as it appeared in the input, not copied. It
+// is only valid while the input is: stream events are parsed and folded into
+// the call before the decoder reuses their bytes, so noting that a delta
+// carries text costs no allocation.
+type span []byte
+
+// UnmarshalJSON keeps a reference to the value, null included, so that a
+// present-but-null field can be told from an absent one.
+func (s *span) UnmarshalJSON(b []byte) error {
+	*s = b
+	return nil
+}
+
+// present reports whether the field appeared at all (null counts).
+func (s span) present() bool { return len(s) > 0 }
+
+// isNull reports whether the value is absent or null.
+func (s span) isNull() bool { return len(s) == 0 || string(s) == "null" }
+
+// hasText reports whether the value is a non-empty JSON string.
+func (s span) hasText() bool { return len(s) > 2 && s[0] == '"' }
+
+// nonEmpty reports whether the value carries anything: a non-empty string,
+// object or array, a number or a boolean.
+func (s span) nonEmpty() bool {
+	switch {
+	case s.isNull():
+		return false
+	case s[0] == '"':
+		return len(s) > 2
+	case s[0] == '{' || s[0] == '[':
+		return len(bytes.TrimSpace(s[1:len(s)-1])) > 0
+	}
+	return true
+}
+
+// str returns the value if it is a JSON string, else "".
+func (s span) str() string {
+	if len(s) < 2 || s[0] != '"' {
+		return ""
+	}
+	inner := s[1 : len(s)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner)
+	}
+	var out string
+	if json.Unmarshal(s, &out) != nil {
+		return ""
+	}
+	return out
+}
+
+// appendStr appends the unquoted string value to dst; other values are skipped.
+func (s span) appendStr(dst []byte) []byte {
+	if len(s) < 2 || s[0] != '"' {
+		return dst
+	}
+	inner := s[1 : len(s)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return append(dst, inner...)
+	}
+	var out string
+	if json.Unmarshal(s, &out) != nil {
+		return dst
+	}
+	return append(dst, out...)
+}
+
+// setIfChanged stores the string value into *dst, allocating only when it
+// differs from what is there (stream chunks repeat id and model each time).
+func (s span) setIfChanged(dst *string) {
+	if len(s) < 2 || s[0] != '"' {
+		return
+	}
+	inner := s[1 : len(s)-1]
+	if len(inner) == 0 || string(inner) == *dst {
+		return
+	}
+	if v := s.str(); v != "" {
+		*dst = v
+	}
+}
+
+// idString returns a string or a number as text (error codes are either).
+func (s span) idString() string {
+	if s.isNull() {
+		return ""
+	}
+	if s[0] == '"' {
+		return s.str()
+	}
+	if s[0] == '-' || (s[0] >= '0' && s[0] <= '9') {
+		return string(s)
+	}
+	return ""
+}
+
+// clone returns a copy that outlives the input.
+func (s span) clone() json.RawMessage {
+	if s.isNull() {
+		return nil
+	}
+	return append(json.RawMessage(nil), s...)
+}
+
+// optInt is an integer that remembers whether it was observed. Malformed
+// values are treated as absent rather than failing the whole object.
+type optInt struct {
+	v  int64
+	ok bool
+}
+
+// UnmarshalJSON accepts integers and integral floats (some servers send 12.0).
+func (o *optInt) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] == 'n' || b[0] == '"' || b[0] == '{' || b[0] == '[' || b[0] == 't' || b[0] == 'f' {
+		return nil
+	}
+	if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		*o = optInt{v, true}
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f > math.MaxInt64 || f < math.MinInt64 {
+		return nil
+	}
+	*o = optInt{int64(f), true}
+	return nil
+}
+
+func (o optInt) ptr() *int64 {
+	if !o.ok {
+		return nil
+	}
+	v := o.v
+	return &v
+}
+
+// optFloat is a number that remembers whether it was observed.
+type optFloat struct {
+	v  float64
+	ok bool
+}
+
+// UnmarshalJSON accepts any JSON number; other values leave it unset.
+func (o *optFloat) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || !(b[0] == '-' || (b[0] >= '0' && b[0] <= '9')) {
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil
+	}
+	*o = optFloat{f, true}
+	return nil
+}
+
+func (o optFloat) ptr() *float64 {
+	if !o.ok {
+		return nil
+	}
+	v := o.v
+	return &v
+}
+
+// optBool is a boolean that remembers whether it was observed.
+type optBool struct {
+	v  bool
+	ok bool
+}
+
+// UnmarshalJSON accepts true and false; other values leave it unset.
+func (o *optBool) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "true":
+		*o = optBool{true, true}
+	case "false":
+		*o = optBool{false, true}
+	}
+	return nil
+}
+
+// stopList is a stop parameter given as one string or a list of them.
+type stopList []string
+
+// UnmarshalJSON accepts a string or an array of strings; other items are skipped.
+func (l *stopList) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if json.Unmarshal(b, &s) == nil && s != "" {
+			*l = stopList{s}
+		}
+	case len(b) > 0 && b[0] == '[':
+		var items []span
+		if json.Unmarshal(b, &items) != nil {
+			return nil
+		}
+		out := make(stopList, 0, len(items))
+		for _, it := range items {
+			if it.present() && it[0] == '"' {
+				out = append(out, it.str())
+			}
+		}
+		*l = out
+	}
+	return nil
+}
+
+// decodeJSON unmarshals b into v and reports whether b was well-formed JSON.
+// A field of an unexpected type is skipped, not fatal: servers differ in
+// small ways and one odd field must not hide the rest.
+func decodeJSON(b []byte, v any) bool {
+	err := json.Unmarshal(b, v)
+	if err == nil {
+		return true
+	}
+	var te *json.UnmarshalTypeError
+	return errors.As(err, &te)
+}
+
+// countArray returns how many elements a JSON array holds (0 for anything else).
+func countArray(b span) int {
+	if len(b) == 0 || b[0] != '[' {
+		return 0
+	}
+	var items []skipValue
+	if json.Unmarshal(b, &items) != nil {
+		return 0
+	}
+	return len(items)
+}
+
+// skipValue parses and discards any JSON value without allocating.
+type skipValue struct{}
+
+// UnmarshalJSON discards the value.
+func (skipValue) UnmarshalJSON([]byte) error { return nil }
+
+// salvageObject rebuilds a well-formed JSON object from the start of a
+// truncated one: every complete top-level member is kept, and if the member
+// that was cut is an array, its complete elements are kept too (so a cut
+// prompt still yields its model, parameters and leading messages). It
+// returns nil when not even the opening brace is there.
+func salvageObject(b []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	out := []byte{'{'}
+	members := 0
+	add := func(key string, val []byte) {
+		if members > 0 {
+			out = append(out, ',')
+		}
+		k, _ := json.Marshal(key)
+		out = append(out, k...)
+		out = append(out, ':')
+		out = append(out, val...)
+		members++
+	}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			break
+		}
+		key, ok := kt.(string)
+		if !ok {
+			break
+		}
+		valStart := dec.InputOffset()
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err == nil {
+			add(key, raw)
+			continue
+		}
+		rest := bytes.TrimLeft(b[valStart:], " \t\r\n:")
+		if arr := salvageArray(rest); arr != nil {
+			add(key, arr)
+		}
+		break
+	}
+	return append(out, '}')
+}
+
+// salvageArray keeps the complete leading elements of a truncated array.
+func salvageArray(b []byte) []byte {
+	if len(b) == 0 || b[0] != '[' {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil {
+		return nil
+	}
+	out := []byte{'['}
+	n := 0
+	for dec.More() {
+		var raw json.RawMessage
+		if dec.Decode(&raw) != nil {
+			break
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, raw...)
+		n++
+	}
+	return append(out, ']')
+}
+
+// rawArgs turns tool-call arguments into a JSON value for a Part: arguments
+// that are JSON text (OpenAI sends a string holding JSON) are used as they
+// are; anything else is kept as a JSON string.
+func rawArgs(text []byte) json.RawMessage {
+	t := bytes.TrimSpace(text)
+	if len(t) == 0 {
+		return nil
+	}
+	if json.Valid(t) {
+		return append(json.RawMessage(nil), t...)
+	}
+	q, _ := json.Marshal(string(text))
+	return q
+}
+
+// rawText quotes s as a JSON string value.
+func rawText(s string) json.RawMessage {
+	q, _ := json.Marshal(s)
+	return q
+}
+
+// reuse empties s for decoding into again, keeping its backing array.
+// encoding/json decodes into the old elements in place without zeroing
+// them, so they are cleared first.
+func reuse[T any](s []T) []T {
+	s = s[:cap(s)]
+	clear(s)
+	return s[:0]
+}

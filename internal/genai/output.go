@@ -1,0 +1,191 @@
+package genai
+
+// Bounds on what one response may make the assembler hold, whatever indices
+// a (possibly garbled) stream names.
+const (
+	maxChoices      = 64  // choices / candidates tracked per call
+	maxPartsPerMsg  = 256 // parts per output message
+	maxToolCallsOut = 256 // tool calls reported per call
+)
+
+// Part types of the conventions' message schema.
+const (
+	partText         = "text"
+	partReasoning    = "reasoning"
+	partToolCall     = "tool_call"
+	partToolResponse = "tool_call_response"
+)
+
+// output assembles the response's messages from deltas. It always tracks
+// finish reasons and tool-call ids and names; text and arguments only when
+// output capture is on, so a stream costs O(1) memory otherwise.
+type output struct {
+	capture bool
+	choices []outChoice
+}
+
+// outChoice is one choice (OpenAI), candidate (Gemini) or the single message
+// of the other APIs.
+type outChoice struct {
+	used   bool
+	role   string
+	finish string
+	parts  []outPart
+}
+
+// outPart is one part being assembled. keyed parts are addressed by the
+// index the stream gives them (tool-call index, content block, output item).
+type outPart struct {
+	typ    string
+	key    int
+	keyed  bool
+	text   []byte // content, or arguments of a tool call
+	id     string
+	name   string
+	object bool // text holds a complete JSON value (arguments given as an object)
+}
+
+// choice returns choice i, or nil when i is out of bounds.
+func (o *output) choice(i int) *outChoice {
+	if i < 0 || i >= maxChoices {
+		return nil
+	}
+	for len(o.choices) <= i {
+		o.choices = append(o.choices, outChoice{})
+	}
+	ch := &o.choices[i]
+	ch.used = true
+	return ch
+}
+
+// appendText adds a text or reasoning delta, joining it to the previous part
+// when that is of the same type.
+func (o *output) appendText(ch *outChoice, typ string, s span) {
+	if ch == nil || !o.capture || !s.hasText() {
+		return
+	}
+	if n := len(ch.parts); n > 0 && ch.parts[n-1].typ == typ && !ch.parts[n-1].keyed {
+		ch.parts[n-1].text = s.appendStr(ch.parts[n-1].text)
+		return
+	}
+	if len(ch.parts) >= maxPartsPerMsg {
+		return
+	}
+	ch.parts = append(ch.parts, outPart{typ: typ, text: s.appendStr(nil)})
+}
+
+// appendString is appendText for text already unquoted.
+func (o *output) appendString(ch *outChoice, typ, s string) {
+	if ch == nil || !o.capture || s == "" {
+		return
+	}
+	if n := len(ch.parts); n > 0 && ch.parts[n-1].typ == typ && !ch.parts[n-1].keyed {
+		ch.parts[n-1].text = append(ch.parts[n-1].text, s...)
+		return
+	}
+	if len(ch.parts) >= maxPartsPerMsg {
+		return
+	}
+	ch.parts = append(ch.parts, outPart{typ: typ, text: []byte(s)})
+}
+
+// keyed returns the part the stream calls key, creating it with typ.
+// Tool-call parts are created even without capture, for their id and name.
+func (o *output) keyed(ch *outChoice, key int, typ string) *outPart {
+	if ch == nil {
+		return nil
+	}
+	for i := range ch.parts {
+		if ch.parts[i].keyed && ch.parts[i].key == key {
+			return &ch.parts[i]
+		}
+	}
+	if typ != partToolCall && !o.capture {
+		return nil
+	}
+	if len(ch.parts) >= maxPartsPerMsg {
+		return nil
+	}
+	ch.parts = append(ch.parts, outPart{typ: typ, key: key, keyed: true})
+	return &ch.parts[len(ch.parts)-1]
+}
+
+// newTool adds a tool call that arrives whole (not as deltas).
+func (o *output) newTool(ch *outChoice, id, name string, args span) {
+	if ch == nil || len(ch.parts) >= maxPartsPerMsg {
+		return
+	}
+	p := outPart{typ: partToolCall, id: id, name: name}
+	if o.capture && args.nonEmpty() {
+		if args[0] == '"' {
+			p.text = args.appendStr(nil)
+		} else {
+			p.text = append([]byte(nil), args...)
+			p.object = true
+		}
+	}
+	ch.parts = append(ch.parts, p)
+}
+
+// appendArgs adds an arguments fragment to a tool-call part.
+func (o *output) appendArgs(p *outPart, s span) {
+	if p == nil || !o.capture {
+		return
+	}
+	p.text = s.appendStr(p.text)
+}
+
+// appendKeyedText adds a delta to a keyed text or reasoning part.
+func (o *output) appendKeyedText(p *outPart, s span) {
+	if p == nil || !o.capture {
+		return
+	}
+	p.text = s.appendStr(p.text)
+}
+
+// finish writes finish reasons, tool calls and (with capture) the output
+// messages into the call.
+func (o *output) finish(st *callState) {
+	c := st.c
+	for i := range o.choices {
+		ch := &o.choices[i]
+		if !ch.used {
+			continue
+		}
+		if ch.finish != "" {
+			c.FinishReasons = append(c.FinishReasons, ch.finish)
+		}
+		var parts []Part
+		for j := range ch.parts {
+			p := &ch.parts[j]
+			switch p.typ {
+			case partToolCall:
+				if len(c.ToolCalls) < maxToolCallsOut {
+					tc := ToolCall{ID: p.id, Name: p.name}
+					if o.capture {
+						tc.Arguments = string(p.text)
+					}
+					c.ToolCalls = append(c.ToolCalls, tc)
+				}
+				if o.capture {
+					parts = append(parts, Part{Type: partToolCall, ID: p.id, Name: p.name, Arguments: rawArgs(p.text)})
+				}
+			default:
+				if o.capture && len(p.text) > 0 {
+					parts = append(parts, Part{Type: p.typ, Content: string(p.text)})
+				}
+			}
+		}
+		if o.capture && (len(parts) > 0 || ch.finish != "") {
+			role := ch.role
+			if role == "" {
+				role = "assistant"
+			}
+			if parts == nil {
+				parts = []Part{}
+			}
+			c.OutputMessages = append(c.OutputMessages, Message{Role: role, Parts: parts, FinishReason: ch.finish})
+		}
+	}
+	o.choices = nil
+}
