@@ -2,6 +2,7 @@ package genai
 
 import (
 	"bytes"
+	"math"
 	"time"
 )
 
@@ -362,6 +363,13 @@ func (f *chatCall) foldMessage(st *callState, out *outChoice, m *chatMessage, st
 	if out != nil && out.role == "" {
 		m.Role.setIfChanged(&out.role)
 	}
+	// Reasoning first: a whole message lists it before the answer it led to.
+	for _, r := range [...]span{m.ReasoningContent, m.Reasoning} {
+		if r.hasText() {
+			content = true
+			st.out.appendText(out, partReasoning, r)
+		}
+	}
 	if m.Content.hasText() {
 		content = true
 		st.out.appendText(out, partText, m.Content)
@@ -369,12 +377,6 @@ func (f *chatCall) foldMessage(st *callState, out *outChoice, m *chatMessage, st
 	if m.Refusal.hasText() {
 		content = true
 		st.out.appendText(out, partText, m.Refusal)
-	}
-	for _, r := range []span{m.ReasoningContent, m.Reasoning} {
-		if r.hasText() {
-			content = true
-			st.out.appendText(out, partReasoning, r)
-		}
 	}
 	for i := range m.ToolCalls {
 		td := &m.ToolCalls[i]
@@ -491,5 +493,5 @@ func msDuration(ms float64) time.Duration {
 	if ms < 0 || ms > 1e12 {
 		return 0
 	}
-	return time.Duration(ms * float64(time.Millisecond))
+	return time.Duration(math.Round(ms * float64(time.Millisecond)))
 }

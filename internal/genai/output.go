@@ -1,5 +1,10 @@
 package genai
 
+import (
+	"bytes"
+	"encoding/json"
+)
+
 // Bounds on what one response may make the assembler hold, whatever indices
 // a (possibly garbled) stream names.
 const (
@@ -36,13 +41,12 @@ type outChoice struct {
 // outPart is one part being assembled. keyed parts are addressed by the
 // index the stream gives them (tool-call index, content block, output item).
 type outPart struct {
-	typ    string
-	key    int
-	keyed  bool
-	text   []byte // content, or arguments of a tool call
-	id     string
-	name   string
-	object bool // text holds a complete JSON value (arguments given as an object)
+	typ   string
+	key   int
+	keyed bool
+	text  []byte // content, or arguments of a tool call
+	id    string
+	name  string
 }
 
 // choice returns choice i, or nil when i is out of bounds.
@@ -120,8 +124,12 @@ func (o *output) newTool(ch *outChoice, id, name string, args span) {
 		if args[0] == '"' {
 			p.text = args.appendStr(nil)
 		} else {
-			p.text = append([]byte(nil), args...)
-			p.object = true
+			var buf bytes.Buffer
+			if json.Compact(&buf, args) == nil {
+				p.text = buf.Bytes()
+			} else {
+				p.text = append([]byte(nil), args...)
+			}
 		}
 	}
 	ch.parts = append(ch.parts, p)
@@ -176,7 +184,8 @@ func (o *output) finish(st *callState) {
 				}
 			}
 		}
-		if o.capture && (len(parts) > 0 || ch.finish != "") {
+		// A failed call's empty message says nothing the error does not.
+		if o.capture && (len(parts) > 0 || (ch.finish != "" && !st.failed)) {
 			role := ch.role
 			if role == "" {
 				role = "assistant"
