@@ -37,6 +37,7 @@ type half struct {
 	hunting   bool // looking for a start line in bytes of unknown place
 	junk      bool // hunting: this line cannot start a message; skip to its end
 	firstLine bool // the start line is not complete yet
+	hunted    bool // the start line of this head was found by hunting
 	head      []byte
 	lineStart int       // where the current line of head begins
 	headT     time.Time // time of the first byte of head
@@ -98,6 +99,11 @@ func (h *half) resetHead() {
 
 func (h *half) feed(b []byte, t time.Time) {
 	h.t = t
+	if h.hunting && len(h.head) == 0 {
+		// Writes and reads usually begin where messages begin, so while
+		// lost, the first byte of each one is a possible start of a line.
+		h.junk = false
+	}
 	for len(b) > 0 {
 		var n int
 		switch h.state {
@@ -149,6 +155,7 @@ func (h *half) idle(b []byte) int {
 	if i == 0 {
 		h.state = stHead
 		h.hunting = false
+		h.hunted = false
 		h.firstLine = true
 		h.junk = false
 	}
@@ -202,6 +209,7 @@ func (h *half) readHead(b []byte) int {
 			return len(seg)
 		}
 		h.firstLine = false
+		h.hunted = h.hunting
 		h.hunting = false
 		h.request = isReq
 		h.lineStart = len(h.head)
@@ -233,6 +241,12 @@ func (h *half) notStart(midLine bool) {
 // that message too and will likely answer it, so a lost request leaves a
 // placeholder that absorbs its response and keeps the pairing in step.
 func (h *half) headFailed(err error, midLine bool) {
+	if h.hunted {
+		// The start line was found in unknown bytes and what followed is
+		// not a head: it was a look-alike, and nothing is paired with it.
+		h.hunt(midLine)
+		return
+	}
 	req, _ := h.roles()
 	if h.c.roles {
 		if req {
@@ -253,6 +267,7 @@ func (h *half) headDone() {
 	}
 	h.wire = int64(len(h.head))
 	h.last = h.t
+	h.hunted = false
 	h.resetHead()
 	if h.request {
 		h.requestHead(ph)
@@ -692,7 +707,7 @@ func (h *half) endMessage(err error) {
 	if h.kind == NDJSON && !h.detached && !h.full {
 		// A last line may go without its newline. An SSE event without its
 		// empty line is dropped, as the event-stream rules say.
-		h.nd.end(h.t)
+		h.nd.end()
 	}
 	h.release()
 	h.x = nil

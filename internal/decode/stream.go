@@ -232,6 +232,7 @@ func (s *sseParser) gap() {
 type ndjsonParser struct {
 	max      int
 	line     []byte
+	lineT    time.Time // when the last byte of line arrived
 	lineCut  bool
 	resync   bool // bytes were lost: drop up to the next newline
 	sink     eventSink
@@ -248,6 +249,7 @@ func (n *ndjsonParser) write(p []byte, t time.Time) {
 		if i < 0 {
 			if !n.resync {
 				n.line, n.lineCut = appendCappedCut(n.line, p, n.max+1, n.lineCut)
+				n.lineT = t
 			}
 			return
 		}
@@ -281,10 +283,11 @@ func (n *ndjsonParser) emit(line []byte, t time.Time) {
 	n.sink.event(StreamEvent{Time: t, Data: line, Truncated: cut})
 }
 
-// end delivers a last line that had no newline when the body ends.
-func (n *ndjsonParser) end(t time.Time) {
+// end delivers a last line that had no newline when the body ends,
+// stamped with the time its last byte came, not the time of the end.
+func (n *ndjsonParser) end() {
 	if !n.resync && (len(n.line) > 0 || n.lineCut) {
-		n.emit(n.line, t)
+		n.emit(n.line, n.lineT)
 	}
 	n.line, n.lineCut, n.resync = n.line[:0], false, false
 }
