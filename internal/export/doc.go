@@ -1,0 +1,145 @@
+// Package export turns genai Calls into OpenTelemetry telemetry by the GenAI
+// semantic conventions (v1.41.0): a span per call, the conventions'
+// histograms plus operational counters, and optionally an event record
+// carrying message content. It sends them over OTLP (gRPC or HTTP/protobuf)
+// under a resource per observed process, and prints a line per call on the
+// console when no OTLP endpoint is configured. It knows nothing of the
+// kernel or the wire; its input is genai.Call and the Process it belongs to.
+//
+// # Providers and their cost
+//
+// Telemetry belongs to the observed process, so each process (keyed by PID,
+// start time, executable and service name) gets its own TracerProvider,
+// MeterProvider and LoggerProvider with its own resource, created on its
+// first call, retired after Config.ProcessIdleTimeout without calls, and at
+// most Config.MaxProcesses at once (least recently used goes first). A
+// retired process's metrics are collected one last time before its providers
+// shut down.
+//
+// The expensive parts are shared. There is one OTLP exporter per signal, so
+// one connection, and for traces and logs one batch processor that every
+// provider feeds through a thin wrapper whose Shutdown does nothing: a
+// provider owns no goroutine, queue or connection, and a batch mixes spans of
+// many processes, which the OTLP exporter groups by resource. Metrics cannot
+// share a reader (a reader belongs to one provider), so each provider has a
+// ManualReader, and one loop collects all of them every
+// Config.MetricInterval and exports one request per resource. A
+// PeriodicReader per provider would cost a goroutine and a timer per process
+// and make the final flush of a retired process harder to order.
+//
+// # Spans
+//
+// Name "{gen_ai.operation.name} {gen_ai.request.model}"; kind CLIENT when the
+// process made the call, SERVER when it served it; start and end are the
+// call's kernel times. Attributes: every conventions attribute the call has
+// (operation, provider, models, response id, finish reasons, request
+// parameters, gen_ai.request.stream, gen_ai.output.type,
+// gen_ai.request.choice.count when not 1, gen_ai.response.time_to_first_chunk,
+// the five gen_ai.usage.* counts, gen_ai.conversation.id, server.address and
+// server.port, error.type with status Error and the redacted error message,
+// http.request.method, http.response.status_code, client.address and
+// client.port on SERVER spans, openai.* for provider openai), user.hash from
+// Call.EndUserHash (already a salted hash, never the id itself), rate-limit
+// and retry-after headers as http.response.header.<name>, and ours, all
+// named in names.go:
+//
+//	llm_observer.api                                    wire format recognised, e.g. openai.chat_completions
+//	llm_observer.request_id                             the provider's request id header
+//	llm_observer.truncated                              capture lost bytes; counts may be incomplete
+//	llm_observer.content.truncated                      a content attribute was cut to the byte cap
+//	llm_observer.server_timing.source                   which server-reported fields were used
+//	llm_observer.server_timing.time_to_first_token      s, as the server reported it
+//	llm_observer.server_timing.time_per_output_token    s
+//	llm_observer.server_timing.duration                 s
+//
+// A valid traceparent (and tracestate) in the request makes the span a child
+// in the application's trace. When both ends of an exchange are on this host
+// the SERVER span becomes the child of the CLIENT span, whichever end reports
+// first; see pairing.go for how.
+//
+// Provider names are genai's: the conventions' values where they exist, and
+// ollama, vllm, llama_cpp, litellm and openai_compatible where they do not.
+//
+// # Metrics
+//
+// The conventions' histograms, with the bucket boundaries the conventions
+// advise set explicitly on each instrument:
+//
+//	gen_ai.client.operation.duration              s        client calls, with error.type
+//	gen_ai.client.token.usage                     {token}  client calls, when usage was observed, gen_ai.token.type
+//	gen_ai.client.operation.time_to_first_chunk   s        streamed client calls
+//	gen_ai.client.operation.time_per_output_chunk s        one sample per content chunk after the first
+//	gen_ai.server.request.duration                s        server calls, with error.type; the server's own total when reported
+//	gen_ai.server.time_to_first_token             s        successful server calls; reported prompt phase, else first content chunk
+//	gen_ai.server.time_per_output_token           s        successful server calls; reported mean, else (t_last-t_first)/(output_tokens-1)
+//
+// Common attributes: gen_ai.operation.name, gen_ai.provider.name,
+// gen_ai.request.model, gen_ai.response.model, server.address, server.port.
+// Ours, each once per side (llm_observer.client.* for calls the process made,
+// llm_observer.server.* for calls it served, so a proxy never mixes the two),
+// with the common attributes:
+//
+//	<side>.requests          counter        {request}    ended calls, error.type on failures
+//	<side>.errors            counter        {request}    failed calls, by error.type
+//	<side>.active_requests   up-down        {request}    +1 at CallStarted, -1 at CallEnded (start-time attributes only)
+//	<side>.stream.chunks     counter        {chunk}      stream events of streamed responses
+//	<side>.token.throughput  histogram      {token}/s    decode rate: 1/TPOT, or output tokens over the call when not streamed
+//	<side>.request.messages  histogram      {message}    messages in a chat request
+//	llm_observer.server.token.usage  histogram {token}   the server-side twin of gen_ai.client.token.usage
+//
+// Under the observer's own resource: llm_observer.export.failures
+// ({request}, by llm_observer.signal) and llm_observer.export.processes
+// ({process}, gauge), plus whatever the agent records through SelfMeter.
+//
+// # Content
+//
+// Off by default. When captured, gen_ai.system_instructions,
+// gen_ai.input.messages and gen_ai.tool.definitions (input) and
+// gen_ai.output.messages (output) are JSON strings in the conventions'
+// message schema, on the span, on a gen_ai.client.inference.operation.details
+// log record in the span's context, or both. Every string in them (and every
+// error message, and the process command line) passes through the redaction
+// patterns first: API keys (sk-…, sk-ant-…, AIza…, GitHub tokens, api_key=…),
+// bearer tokens, AWS keys, JWTs, PEM private keys and e-mail addresses are
+// always replaced by [REDACTED], and Config.Redact adds more. Each attribute
+// is then capped at Config.ContentMaxBytes: the longest texts are cut to a
+// common length and end in "…[truncated]", whole old messages are dropped
+// when texts would become too short to mean anything, and the JSON stays
+// valid.
+//
+// # Conventions version
+//
+// The names are those of semantic conventions v1.41.0, the newest with the
+// GenAI model (schema URL set on every scope and resource). The deprecated
+// gen_ai.system is emitted beside gen_ai.provider.name only when
+// Config.EmitGenAISystem asks for it, and never when
+// OTEL_SEMCONV_STABILITY_OPT_IN contains gen_ai_latest_experimental, which
+// asks for the latest names and none of the old ones.
+//
+// # Configuration
+//
+// ConfigFromEnv reads, and Config.RegisterFlags mirrors as flags:
+//
+//	OTEL_EXPORTER_OTLP_ENDPOINT, …_{TRACES,METRICS,LOGS}_ENDPOINT   any set: OTLP on (else console only)   -otlp-endpoint
+//	OTEL_EXPORTER_OTLP_PROTOCOL, …_{TRACES,METRICS,LOGS}_PROTOCOL   grpc (default) or http/protobuf         -otlp-protocol
+//	OTEL_{TRACES,METRICS,LOGS}_EXPORTER                             otlp (default) or none                  -traces-exporter …
+//	OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE               cumulative (default), delta, lowmemory  -otlp-metrics-temporality
+//	OTEL_METRIC_EXPORT_INTERVAL, OTEL_METRIC_EXPORT_TIMEOUT         ms; 60000 and 30000 by default          -metric-export-interval
+//	OTEL_RESOURCE_ATTRIBUTES                                        added to every resource                 -resource-attributes
+//	OTEL_SERVICE_NAME                                               the observer's own service.name
+//	OTEL_SEMCONV_STABILITY_OPT_IN                                   gen_ai_latest_experimental: newest only -semconv-stability-opt-in
+//	LLM_OBSERVER_CONSOLE                 true: console lines even with OTLP                               -console
+//	LLM_OBSERVER_CAPTURE_CONTENT         none (default), input, output, all                               -capture-content
+//	LLM_OBSERVER_CONTENT_DESTINATION     span (default), log, both                                        -content-destination
+//	LLM_OBSERVER_CONTENT_MAX_BYTES       cap per content attribute, default 32768, at least 256           -content-max-bytes
+//	LLM_OBSERVER_REDACT                  one extra RE2 expression to redact (join several with |)         -redact (repeatable)
+//	LLM_OBSERVER_EMIT_GEN_AI_SYSTEM      true: also emit deprecated gen_ai.system                         -emit-gen-ai-system
+//	LLM_OBSERVER_PAIR_WAIT               how long a server call waits for its client, default 2s          -pair-wait
+//	LLM_OBSERVER_PROCESS_IDLE_TIMEOUT    retire a process's providers after this idle time, default 5m    -process-idle-timeout
+//	LLM_OBSERVER_MAX_PROCESSES           most processes with providers at once, default 256               -max-processes
+//
+// The OTLP exporters themselves read OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT,
+// _INSECURE, _COMPRESSION, _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE
+// (and their per-signal forms); the SDK reads OTEL_TRACES_SAMPLER,
+// OTEL_BSP_* and OTEL_BLRP_*.
+package export

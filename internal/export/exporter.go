@@ -1,0 +1,561 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otellog "go.opentelemetry.io/otel/log"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/llm-observer/llm-observer/internal/genai"
+)
+
+// Exporter turns calls into telemetry. Its methods are safe for concurrent
+// use; CallStarted and CallEnded never block on the network.
+type Exporter struct {
+	cfg        Config
+	emitSystem bool
+	content    contentPolicy
+	console    *console // nil when the console is off
+
+	// Shared by every process's providers; nil when the signal is off.
+	spans   sdktrace.SpanProcessor
+	logs    sdklog.Processor
+	metrics sdkmetric.Exporter
+
+	temporality sdkmetric.TemporalitySelector
+	procs       *processTable
+	pairs       *pairing // nil when traces are off
+
+	self           *sdkmetric.MeterProvider // nil when metrics are off
+	selfReader     *sdkmetric.ManualReader
+	selfMeter      metric.Meter
+	exportFailures metric.Int64Counter
+
+	collectMu sync.Mutex // one collection pass at a time
+	scratch   metricdata.ResourceMetrics
+
+	stop     chan struct{}
+	loops    sync.WaitGroup
+	closed   atomic.Bool
+	shutOnce sync.Once
+	shutErr  error
+}
+
+// New builds an exporter from cfg. With OTLP on it creates one exporter per
+// enabled signal (connections are made lazily by the OTLP clients, so an
+// unreachable collector does not fail New).
+func New(ctx context.Context, cfg Config) (*Exporter, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	red, err := newRedactor(cfg.Redact)
+	if err != nil {
+		return nil, err
+	}
+	e := &Exporter{
+		cfg:        cfg,
+		emitSystem: cfg.EmitGenAISystem && !cfg.LatestGenAIConventions,
+		content: contentPolicy{
+			capture:  cfg.CaptureContent,
+			dest:     cfg.ContentDestination,
+			maxBytes: cfg.ContentMaxBytes,
+			redactor: red,
+		},
+		stop:      make(chan struct{}),
+		selfMeter: metricnoop.NewMeterProvider().Meter(scopeName),
+	}
+	if cfg.Console {
+		e.console = &console{w: cfg.ConsoleWriter}
+	}
+	if cfg.OTLP {
+		if err := e.startOTLP(ctx); err != nil {
+			e.closeExporters(ctx)
+			return nil, err
+		}
+	}
+	e.procs = newProcessTable(cfg.MaxProcesses, cfg.ProcessIdleTimeout, e.newProcessTelemetry)
+	if e.spans != nil {
+		e.pairs = newPairing(cfg.PairWait)
+		e.loops.Add(1)
+		go e.pairLoop()
+	}
+	if cfg.OTLP {
+		e.loops.Add(1)
+		go e.collectLoop()
+	}
+	return e, nil
+}
+
+func (e *Exporter) startOTLP(ctx context.Context) error {
+	cfg := e.cfg
+	if !cfg.DisableMetrics {
+		exp, err := newMetricExporter(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("OTLP metric exporter: %w", err)
+		}
+		e.metrics = exp
+		switch cfg.Temporality {
+		case TemporalityDelta:
+			e.temporality = sdkmetric.DeltaTemporalitySelector
+		case TemporalityLowMemory:
+			e.temporality = sdkmetric.LowMemoryTemporalitySelector
+		default:
+			e.temporality = sdkmetric.CumulativeTemporalitySelector
+		}
+		e.selfReader = sdkmetric.NewManualReader(sdkmetric.WithTemporalitySelector(e.temporality))
+		e.self = sdkmetric.NewMeterProvider(sdkmetric.WithResource(e.selfResource()), sdkmetric.WithReader(e.selfReader))
+		e.selfMeter = e.self.Meter(scopeName, metric.WithSchemaURL(semconv.SchemaURL))
+	}
+	var err error
+	e.exportFailures, err = e.selfMeter.Int64Counter(metricExportFailures,
+		metric.WithDescription("Export requests that failed, by signal; their data is lost."),
+		metric.WithUnit("{request}"))
+	if err != nil {
+		return err
+	}
+	if _, err := e.selfMeter.Int64ObservableGauge(metricProcesses,
+		metric.WithDescription("Observed processes that currently have telemetry providers."),
+		metric.WithUnit("{process}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(e.procs.len()))
+			return nil
+		})); err != nil {
+		return err
+	}
+
+	if !cfg.DisableTraces {
+		exp, err := newSpanExporter(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("OTLP trace exporter: %w", err)
+		}
+		e.spans = sdktrace.NewBatchSpanProcessor(countingSpanExporter{exp, e.failed(signalTraces)})
+	}
+	if !cfg.DisableLogs && e.content.enabled() && cfg.ContentDestination.toLog() {
+		exp, err := newLogExporter(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("OTLP log exporter: %w", err)
+		}
+		e.logs = sdklog.NewBatchProcessor(countingLogExporter{exp, e.failed(signalLogs)})
+	}
+	return nil
+}
+
+// selfResource describes the observer itself.
+func (e *Exporter) selfResource() *resource.Resource {
+	attrs := append([]attribute.KeyValue(nil), e.cfg.ResourceAttributes...)
+	if e.cfg.HostName != "" {
+		attrs = append(attrs, semconv.HostName(e.cfg.HostName))
+	}
+	attrs = append(attrs, semconv.ProcessPID(os.Getpid()), semconv.ServiceName(e.cfg.SelfServiceName))
+	return resource.NewWithAttributes(semconv.SchemaURL, attrs...)
+}
+
+func (e *Exporter) failed(signal string) func(context.Context) {
+	set := metric.WithAttributes(keySignal.String(signal))
+	return func(ctx context.Context) { e.exportFailures.Add(ctx, 1, set) }
+}
+
+// signalURL turns a base endpoint into an OTLP/HTTP signal URL, the way the
+// OTEL_EXPORTER_OTLP_ENDPOINT variable is interpreted.
+func signalURL(base, signalPath string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + signalPath
+	return u.String()
+}
+
+func newSpanExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, error) {
+	if cfg.TracesProtocol == ProtocolHTTPProtobuf {
+		var opts []otlptracehttp.Option
+		if cfg.Endpoint != "" {
+			opts = append(opts, otlptracehttp.WithEndpointURL(signalURL(cfg.Endpoint, "/v1/traces")))
+		}
+		return otlptracehttp.New(ctx, opts...)
+	}
+	var opts []otlptracegrpc.Option
+	if cfg.Endpoint != "" {
+		opts = append(opts, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
+	}
+	return otlptracegrpc.New(ctx, opts...)
+}
+
+func newMetricExporter(ctx context.Context, cfg Config) (sdkmetric.Exporter, error) {
+	if cfg.MetricsProtocol == ProtocolHTTPProtobuf {
+		var opts []otlpmetrichttp.Option
+		if cfg.Endpoint != "" {
+			opts = append(opts, otlpmetrichttp.WithEndpointURL(signalURL(cfg.Endpoint, "/v1/metrics")))
+		}
+		return otlpmetrichttp.New(ctx, opts...)
+	}
+	var opts []otlpmetricgrpc.Option
+	if cfg.Endpoint != "" {
+		opts = append(opts, otlpmetricgrpc.WithEndpointURL(cfg.Endpoint))
+	}
+	return otlpmetricgrpc.New(ctx, opts...)
+}
+
+func newLogExporter(ctx context.Context, cfg Config) (sdklog.Exporter, error) {
+	if cfg.LogsProtocol == ProtocolHTTPProtobuf {
+		var opts []otlploghttp.Option
+		if cfg.Endpoint != "" {
+			opts = append(opts, otlploghttp.WithEndpointURL(signalURL(cfg.Endpoint, "/v1/logs")))
+		}
+		return otlploghttp.New(ctx, opts...)
+	}
+	var opts []otlploggrpc.Option
+	if cfg.Endpoint != "" {
+		opts = append(opts, otlploggrpc.WithEndpointURL(cfg.Endpoint))
+	}
+	return otlploggrpc.New(ctx, opts...)
+}
+
+// countingSpanExporter and countingLogExporter count failed exports on the
+// observer's own meter; the batch processors only log them.
+type countingSpanExporter struct {
+	sdktrace.SpanExporter
+	failed func(context.Context)
+}
+
+func (x countingSpanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := x.SpanExporter.ExportSpans(ctx, spans)
+	if err != nil {
+		x.failed(ctx)
+	}
+	return err
+}
+
+type countingLogExporter struct {
+	sdklog.Exporter
+	failed func(context.Context)
+}
+
+func (x countingLogExporter) Export(ctx context.Context, records []sdklog.Record) error {
+	err := x.Exporter.Export(ctx, records)
+	if err != nil {
+		x.failed(ctx)
+	}
+	return err
+}
+
+// sharedSpanProcessor and sharedLogProcessor let every process's provider
+// feed the exporter's one batch processor per signal. A provider shuts down
+// when its process is retired; that must not stop the pipeline the other
+// providers still use, so Shutdown here does nothing and the exporter shuts
+// the real processor down itself.
+type sharedSpanProcessor struct{ sdktrace.SpanProcessor }
+
+func (sharedSpanProcessor) Shutdown(context.Context) error { return nil }
+
+type sharedLogProcessor struct{ sdklog.Processor }
+
+func (sharedLogProcessor) Shutdown(context.Context) error { return nil }
+
+// newProcessTelemetry builds the providers of one observed process.
+func (e *Exporter) newProcessTelemetry(p *Process) *processTelemetry {
+	pt := &processTelemetry{tracer: tracenoop.NewTracerProvider().Tracer(scopeName)}
+	if !e.cfg.OTLP {
+		return pt
+	}
+	res := e.processResource(p)
+	if e.spans != nil {
+		pt.tp = sdktrace.NewTracerProvider(
+			sdktrace.WithResource(res),
+			sdktrace.WithSpanProcessor(sharedSpanProcessor{e.spans}),
+			sdktrace.WithIDGenerator(idGenerator{}),
+		)
+		pt.tracer = pt.tp.Tracer(scopeName, trace.WithSchemaURL(semconv.SchemaURL))
+	}
+	if e.metrics != nil {
+		pt.reader = sdkmetric.NewManualReader(sdkmetric.WithTemporalitySelector(e.temporality))
+		pt.mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(pt.reader))
+		ins, err := newInstruments(pt.mp.Meter(scopeName, metric.WithSchemaURL(semconv.SchemaURL)))
+		if err != nil {
+			otel.Handle(fmt.Errorf("instruments for process %d: %w", p.PID, err))
+		}
+		pt.inst = ins
+	}
+	if e.logs != nil {
+		pt.lp = sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sharedLogProcessor{e.logs}))
+		pt.logger = pt.lp.Logger(scopeName, otellog.WithSchemaURL(semconv.SchemaURL))
+	}
+	return pt
+}
+
+// CallStarted notes that a request was recognised: it counts the call as
+// active and, for a client call, reserves its span's IDs so that the server
+// side of the same exchange can name it as parent whichever ends first.
+func (e *Exporter) CallStarted(p *Process, c *genai.Call) {
+	if e.closed.Load() || !e.cfg.OTLP || c == nil {
+		return
+	}
+	now := time.Now()
+	pt := e.procs.acquire(p, now)
+	defer e.procs.release(pt)
+	if pt.inst != nil {
+		var buf [8]attribute.KeyValue
+		set := attribute.NewSet(e.metricAttrs(buf[:0], c, false)...)
+		if pt.started(c, set) {
+			pt.inst.side(c).active.Add(context.Background(), 1, metric.WithAttributeSet(set))
+		}
+	}
+	if e.pairs != nil && c.Endpoint.ClientSide {
+		if self, held := e.pairs.client(c, false, now); held != nil {
+			e.emitHeld(held, self)
+		}
+	}
+}
+
+// CallEnded exports a complete call: console line, metrics, span and, when
+// content goes to logs, its event record. The exporter may keep c for up to
+// Config.PairWait (a server call waiting for its client), so the caller must
+// not modify c afterwards.
+func (e *Exporter) CallEnded(p *Process, c *genai.Call) {
+	if e.closed.Load() || c == nil {
+		return
+	}
+	if e.console != nil {
+		e.console.print(p, c)
+	}
+	if !e.cfg.OTLP {
+		return
+	}
+	now := time.Now()
+	pt := e.procs.acquire(p, now)
+	if pt.inst != nil {
+		if set, ok := pt.ended(c); ok {
+			pt.inst.side(c).active.Add(context.Background(), -1, metric.WithAttributeSet(set))
+		}
+		e.record(pt.inst, c)
+	}
+	if e.spans == nil && e.logs == nil {
+		e.procs.release(pt)
+		return
+	}
+	if e.pairs == nil {
+		e.emit(pt, c, trace.SpanContext{}, trace.SpanContext{})
+		e.procs.release(pt)
+		return
+	}
+	if c.Endpoint.ClientSide {
+		self, held := e.pairs.client(c, true, now)
+		sc := e.emit(pt, c, self, trace.SpanContext{})
+		e.procs.release(pt)
+		if held != nil {
+			e.emitHeld(held, sc)
+		}
+		return
+	}
+	parent, held := e.pairs.server(pt, c, now)
+	if held {
+		return // pt stays acquired until the call is emitted
+	}
+	e.emit(pt, c, trace.SpanContext{}, parent)
+	e.procs.release(pt)
+}
+
+// emitHeld emits a server call that waited for its client, as the child of
+// the client's span.
+func (e *Exporter) emitHeld(h *heldCall, parent trace.SpanContext) {
+	e.emit(h.pt, h.call, trace.SpanContext{}, parent)
+	e.procs.release(h.pt)
+}
+
+// pairLoop emits the server calls whose client never showed up.
+func (e *Exporter) pairLoop() {
+	defer e.loops.Done()
+	period := 250 * time.Millisecond
+	if w := e.cfg.PairWait; w > 0 {
+		period = min(period, max(w/4, 10*time.Millisecond))
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case now := <-tick.C:
+			e.emitUnpaired(e.pairs.expire(now))
+		}
+	}
+}
+
+func (e *Exporter) emitUnpaired(calls []*heldCall) {
+	for _, h := range calls {
+		e.emit(h.pt, h.call, trace.SpanContext{}, trace.SpanContext{})
+		e.procs.release(h.pt)
+	}
+}
+
+// collectLoop exports metrics every MetricInterval and retires processes that
+// went idle or were pushed out of the table.
+func (e *Exporter) collectLoop() {
+	defer e.loops.Done()
+	collect := time.NewTicker(e.cfg.MetricInterval)
+	defer collect.Stop()
+	housekeeping := time.NewTicker(max(min(e.cfg.ProcessIdleTimeout/4, 30*time.Second), 10*time.Millisecond))
+	defer housekeeping.Stop()
+	ctx := context.Background()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-collect.C:
+			e.collectAll(ctx) //nolint:errcheck // failures are counted and reported by collectAll
+		case now := <-housekeeping.C:
+			e.procs.retireIdle(now)
+			e.retire(ctx)
+		case <-e.procs.wake:
+			e.retire(ctx)
+		}
+	}
+}
+
+// retire exports the last metrics of retired processes and shuts their
+// providers down.
+func (e *Exporter) retire(ctx context.Context) error {
+	var errs []error
+	for _, pt := range e.procs.takeRetiring() {
+		if pt.reader != nil {
+			errs = append(errs, e.collect(ctx, pt.reader))
+		}
+		errs = append(errs, pt.shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// collectAll collects every process's metrics and the observer's own, one
+// export request per resource: the OTLP metric exporter takes one resource
+// per call.
+func (e *Exporter) collectAll(ctx context.Context) error {
+	if e.metrics == nil {
+		return nil
+	}
+	var errs []error
+	for _, pt := range e.procs.snapshot() {
+		errs = append(errs, e.collect(ctx, pt.reader))
+	}
+	errs = append(errs, e.collect(ctx, e.selfReader))
+	return errors.Join(errs...)
+}
+
+func (e *Exporter) collect(ctx context.Context, r *sdkmetric.ManualReader) error {
+	if r == nil || e.metrics == nil {
+		return nil
+	}
+	e.collectMu.Lock()
+	defer e.collectMu.Unlock()
+	if err := r.Collect(ctx, &e.scratch); err != nil {
+		if errors.Is(err, sdkmetric.ErrReaderShutdown) {
+			return nil
+		}
+		return err
+	}
+	if !hasDataPoints(&e.scratch) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.MetricTimeout)
+	defer cancel()
+	if err := e.metrics.Export(ctx, &e.scratch); err != nil {
+		e.exportFailures.Add(ctx, 1, metric.WithAttributes(keySignal.String(signalMetrics)))
+		otel.Handle(fmt.Errorf("export metrics: %w", err))
+		return err
+	}
+	return nil
+}
+
+func hasDataPoints(rm *metricdata.ResourceMetrics) bool {
+	for _, sm := range rm.ScopeMetrics {
+		if len(sm.Metrics) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// SelfMeter is a meter under the observer's own resource (service.name
+// llm-observer unless OTEL_SERVICE_NAME says otherwise) for its health
+// counters. It records nothing when metrics are not exported over OTLP.
+func (e *Exporter) SelfMeter() metric.Meter { return e.selfMeter }
+
+// ForceFlush exports everything recorded so far: held server calls wait on,
+// as their clients may still come.
+func (e *Exporter) ForceFlush(ctx context.Context) error {
+	if !e.cfg.OTLP {
+		return nil
+	}
+	errs := []error{e.retire(ctx), e.collectAll(ctx)}
+	if e.spans != nil {
+		errs = append(errs, e.spans.ForceFlush(ctx))
+	}
+	if e.logs != nil {
+		errs = append(errs, e.logs.ForceFlush(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown emits the calls still waiting for a partner, exports everything
+// and closes the exporters. Calls arriving afterwards are dropped.
+func (e *Exporter) Shutdown(ctx context.Context) error {
+	e.shutOnce.Do(func() {
+		e.closed.Store(true)
+		close(e.stop)
+		e.loops.Wait()
+		if !e.cfg.OTLP {
+			return
+		}
+		if e.pairs != nil {
+			e.emitUnpaired(e.pairs.expire(time.Now().Add(openCallLimit + time.Hour)))
+		}
+		// Retiring collects each process's metrics one last time.
+		e.procs.retireAll()
+		errs := []error{e.retire(ctx)}
+		if e.self != nil {
+			errs = append(errs, e.collect(ctx, e.selfReader), e.self.Shutdown(ctx))
+		}
+		errs = append(errs, e.closeExporters(ctx))
+		e.shutErr = errors.Join(errs...)
+	})
+	return e.shutErr
+}
+
+func (e *Exporter) closeExporters(ctx context.Context) error {
+	var errs []error
+	if e.spans != nil {
+		errs = append(errs, e.spans.Shutdown(ctx))
+	}
+	if e.logs != nil {
+		errs = append(errs, e.logs.Shutdown(ctx))
+	}
+	if e.metrics != nil {
+		errs = append(errs, e.metrics.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}

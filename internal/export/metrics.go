@@ -1,0 +1,256 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"go.opentelemetry.io/otel/semconv/v1.41.0/genaiconv"
+
+	"github.com/llm-observer/llm-observer/internal/genai"
+)
+
+// Bucket boundaries. The conventions give them as advice; they are set on
+// each instrument so a backend never falls back to the SDK's defaults, which
+// are far too coarse below a second.
+var (
+	// durationBuckets serve every duration histogram in seconds except TTFT
+	// and TPOT on the server.
+	durationBuckets = []float64{0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92}
+	tokenBuckets    = []float64{1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864}
+	ttftBuckets     = []float64{0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0}
+	tpotBuckets     = []float64{0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5}
+
+	// Ours: decode rates from a slow CPU (1/s) to a fast GPU batch, and
+	// conversation lengths up to agent loops.
+	throughputBuckets = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000}
+	messageBuckets    = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512}
+)
+
+// instruments are the metric instruments of one observed process.
+type instruments struct {
+	clientDuration genaiconv.ClientOperationDuration
+	clientTokens   genaiconv.ClientTokenUsage
+	clientTTFC     genaiconv.ClientOperationTimeToFirstChunk
+	clientTPOC     genaiconv.ClientOperationTimePerOutputChunk
+	serverDuration genaiconv.ServerRequestDuration
+	serverTTFT     genaiconv.ServerTimeToFirstToken
+	serverTPOT     genaiconv.ServerTimePerOutputToken
+	serverTokens   metric.Int64Histogram
+
+	client, server sideInstruments
+}
+
+// sideInstruments are the operational instruments kept once per side.
+type sideInstruments struct {
+	requests   metric.Int64Counter
+	errors     metric.Int64Counter
+	active     metric.Int64UpDownCounter
+	chunks     metric.Int64Counter
+	throughput metric.Float64Histogram
+	messages   metric.Int64Histogram
+}
+
+func newInstruments(m metric.Meter) (*instruments, error) {
+	var ins instruments
+	var errs [8]error
+	ins.clientDuration, errs[0] = genaiconv.NewClientOperationDuration(m, metric.WithExplicitBucketBoundaries(durationBuckets...))
+	ins.clientTokens, errs[1] = genaiconv.NewClientTokenUsage(m, metric.WithExplicitBucketBoundaries(tokenBuckets...))
+	ins.clientTTFC, errs[2] = genaiconv.NewClientOperationTimeToFirstChunk(m, metric.WithExplicitBucketBoundaries(durationBuckets...))
+	ins.clientTPOC, errs[3] = genaiconv.NewClientOperationTimePerOutputChunk(m, metric.WithExplicitBucketBoundaries(durationBuckets...))
+	ins.serverDuration, errs[4] = genaiconv.NewServerRequestDuration(m, metric.WithExplicitBucketBoundaries(durationBuckets...))
+	ins.serverTTFT, errs[5] = genaiconv.NewServerTimeToFirstToken(m, metric.WithExplicitBucketBoundaries(ttftBuckets...))
+	ins.serverTPOT, errs[6] = genaiconv.NewServerTimePerOutputToken(m, metric.WithExplicitBucketBoundaries(tpotBuckets...))
+	ins.serverTokens, errs[7] = m.Int64Histogram(metricServerTokenUsage,
+		metric.WithDescription("Number of input and output tokens of requests the observed process served."),
+		metric.WithUnit("{token}"),
+		metric.WithExplicitBucketBoundaries(tokenBuckets...))
+	client, errC := newSideInstruments(m, prefixClient, "made")
+	server, errS := newSideInstruments(m, prefixServer, "served")
+	ins.client, ins.server = client, server
+	return &ins, errors.Join(append(errs[:], errC, errS)...)
+}
+
+func newSideInstruments(m metric.Meter, prefix, verb string) (sideInstruments, error) {
+	var s sideInstruments
+	var errs [6]error
+	s.requests, errs[0] = m.Int64Counter(prefix+suffixRequests,
+		metric.WithDescription("GenAI requests the observed process "+verb+", by outcome."),
+		metric.WithUnit("{request}"))
+	s.errors, errs[1] = m.Int64Counter(prefix+suffixErrors,
+		metric.WithDescription("GenAI requests the observed process "+verb+" that failed, by error.type."),
+		metric.WithUnit("{request}"))
+	s.active, errs[2] = m.Int64UpDownCounter(prefix+suffixActiveRequests,
+		metric.WithDescription("GenAI requests the observed process "+verb+" that have started and not yet ended."),
+		metric.WithUnit("{request}"))
+	s.chunks, errs[3] = m.Int64Counter(prefix+suffixStreamChunks,
+		metric.WithDescription("Stream events (SSE events or NDJSON lines) of streamed responses."),
+		metric.WithUnit("{chunk}"))
+	s.throughput, errs[4] = m.Float64Histogram(prefix+suffixThroughput,
+		metric.WithDescription("Output tokens per second of generation (the decode rate)."),
+		metric.WithUnit("{token}/s"),
+		metric.WithExplicitBucketBoundaries(throughputBuckets...))
+	s.messages, errs[5] = m.Int64Histogram(prefix+suffixMessages,
+		metric.WithDescription("Messages in a chat request, including earlier turns of the conversation."),
+		metric.WithUnit("{message}"),
+		metric.WithExplicitBucketBoundaries(messageBuckets...))
+	return s, errors.Join(errs[:]...)
+}
+
+// metricAttrs are the conventions' common metric attributes of a call.
+// Response model and error type are left out at start, when they are not
+// known yet.
+func (e *Exporter) metricAttrs(dst []attribute.KeyValue, c *genai.Call, ended bool) []attribute.KeyValue {
+	dst = append(dst, semconv.GenAIOperationNameKey.String(operationName(c)), semconv.GenAIProviderNameKey.String(c.Provider))
+	if e.emitSystem {
+		dst = append(dst, keyGenAISystem.String(c.Provider))
+	}
+	if c.RequestModel != "" {
+		dst = append(dst, semconv.GenAIRequestModelKey.String(c.RequestModel))
+	}
+	if ended && c.ResponseModel != "" {
+		dst = append(dst, semconv.GenAIResponseModelKey.String(c.ResponseModel))
+	}
+	if c.Endpoint.ServerAddress != "" {
+		dst = append(dst, semconv.ServerAddressKey.String(c.Endpoint.ServerAddress))
+	}
+	if c.Endpoint.ServerPort > 0 {
+		dst = append(dst, semconv.ServerPortKey.Int(c.Endpoint.ServerPort))
+	}
+	return dst
+}
+
+func (ins *instruments) side(c *genai.Call) *sideInstruments {
+	if c.Endpoint.ClientSide {
+		return &ins.client
+	}
+	return &ins.server
+}
+
+// record adds one ended call to the process's instruments.
+func (e *Exporter) record(ins *instruments, c *genai.Call) {
+	ctx := context.Background()
+	var buf [10]attribute.KeyValue
+	common := e.metricAttrs(buf[:0], c, true)
+	set := attribute.NewSet(common...)
+	withErr := set
+	if c.ErrorType != "" {
+		withErr = attribute.NewSet(append(common, semconv.ErrorTypeKey.String(c.ErrorType))...)
+	}
+	setOpt := metric.WithAttributeSet(set)
+	errOpt := metric.WithAttributeSet(withErr)
+
+	side := ins.side(c)
+	side.requests.Add(ctx, 1, errOpt)
+	if c.ErrorType != "" {
+		side.errors.Add(ctx, 1, errOpt)
+	}
+	if c.Stream && c.Chunks > 0 {
+		side.chunks.Add(ctx, int64(c.Chunks), setOpt)
+	}
+	if c.Messages > 0 {
+		side.messages.Record(ctx, int64(c.Messages), setOpt)
+	}
+	if rate, ok := decodeRate(c); ok {
+		side.throughput.Record(ctx, rate, setOpt)
+	}
+
+	tokens := ins.clientTokens.Inst()
+	if c.Endpoint.ClientSide {
+		ins.clientDuration.RecordSet(ctx, c.Duration().Seconds(), withErr)
+		if ttfc, ok := c.TimeToFirstChunk(); ok {
+			ins.clientTTFC.RecordSet(ctx, ttfc.Seconds(), set)
+		}
+		for i := 1; i < len(c.ContentChunks); i++ {
+			if gap := c.ContentChunks[i].Sub(c.ContentChunks[i-1]); gap >= 0 {
+				ins.clientTPOC.Inst().Record(ctx, gap.Seconds(), setOpt)
+			}
+		}
+	} else {
+		tokens = ins.serverTokens
+		ins.serverDuration.RecordSet(ctx, serverDuration(c).Seconds(), withErr)
+		if c.ErrorType == "" {
+			if ttft, ok := serverTTFT(c); ok {
+				ins.serverTTFT.RecordSet(ctx, ttft.Seconds(), set)
+			}
+			if tpot, ok := serverTPOT(c); ok {
+				ins.serverTPOT.RecordSet(ctx, tpot.Seconds(), set)
+			}
+		}
+	}
+	for _, u := range []struct {
+		n   *int64
+		typ attribute.KeyValue
+	}{{c.Usage.InputTokens, semconv.GenAITokenTypeInput}, {c.Usage.OutputTokens, semconv.GenAITokenTypeOutput}} {
+		if u.n != nil && *u.n >= 0 {
+			tokens.Record(ctx, *u.n, metric.WithAttributeSet(attribute.NewSet(append(common, u.typ)...)))
+		}
+	}
+}
+
+// serverDuration prefers the server's own account of the request, which
+// excludes the time the response spent in socket buffers.
+func serverDuration(c *genai.Call) time.Duration {
+	if c.ServerTiming.Total > 0 {
+		return c.ServerTiming.Total
+	}
+	return c.Duration()
+}
+
+// serverTTFT prefers the server's prompt phase (Ollama load + prompt eval,
+// llama.cpp prompt_ms, as genai chose) over the first content chunk it wrote.
+func serverTTFT(c *genai.Call) (time.Duration, bool) {
+	if c.ServerTiming.TimeToFirstToken > 0 {
+		return c.ServerTiming.TimeToFirstToken, true
+	}
+	return c.TimeToFirstChunk()
+}
+
+// serverTPOT prefers the server's mean inter-token time, else spreads the time
+// between the first and last content chunks over the tokens after the first:
+// a chunk may carry several tokens, so the chunk count would overstate it.
+func serverTPOT(c *genai.Call) (time.Duration, bool) {
+	if c.ServerTiming.TimePerOutputToken > 0 {
+		return c.ServerTiming.TimePerOutputToken, true
+	}
+	n := len(c.ContentChunks)
+	out := c.Usage.OutputTokens
+	if n < 2 || out == nil || *out < 2 {
+		return 0, false
+	}
+	span := c.ContentChunks[n-1].Sub(c.ContentChunks[0])
+	if span <= 0 {
+		return 0, false
+	}
+	return span / time.Duration(*out-1), true
+}
+
+// decodeRate is output tokens per second of generation: the inverse of TPOT
+// where that is known, else output tokens over the whole call for a response
+// that came in one piece (prompt time included, so a lower bound).
+func decodeRate(c *genai.Call) (float64, bool) {
+	out := c.Usage.OutputTokens
+	if out == nil || *out <= 0 {
+		return 0, false
+	}
+	if tpot, ok := serverTPOT(c); ok {
+		return 1 / tpot.Seconds(), true
+	}
+	if len(c.ContentChunks) >= 2 {
+		return 0, false // streamed, but the chunks gave no usable interval
+	}
+	if d := c.Duration(); d > 0 {
+		return float64(*out) / d.Seconds(), true
+	}
+	return 0, false
+}
+
+func operationName(c *genai.Call) string {
+	if c.Operation == "" {
+		return "_OTHER"
+	}
+	return c.Operation
+}

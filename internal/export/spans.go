@@ -1,0 +1,277 @@
+package export
+
+import (
+	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	otellog "go.opentelemetry.io/otel/log"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/llm-observer/llm-observer/internal/genai"
+)
+
+// spanName is "{operation} {request model}", or the operation alone.
+func spanName(c *genai.Call) string {
+	op := operationName(c)
+	if c.RequestModel == "" {
+		return op
+	}
+	return op + " " + c.RequestModel
+}
+
+// callAttributes are the attributes of a call's span and of its event record:
+// everything the conventions define that the call has, then ours.
+func (e *Exporter) callAttributes(c *genai.Call) []attribute.KeyValue {
+	a := make([]attribute.KeyValue, 0, 48)
+	a = e.metricAttrs(a, c, true)
+
+	if c.ResponseID != "" {
+		a = append(a, semconv.GenAIResponseIDKey.String(c.ResponseID))
+	}
+	if len(c.FinishReasons) > 0 {
+		a = append(a, semconv.GenAIResponseFinishReasonsKey.StringSlice(c.FinishReasons))
+	}
+	if c.MaxTokens != nil {
+		a = append(a, semconv.GenAIRequestMaxTokensKey.Int64(*c.MaxTokens))
+	}
+	for _, f := range []struct {
+		key attribute.Key
+		v   *float64
+	}{
+		{semconv.GenAIRequestTemperatureKey, c.Temperature},
+		{semconv.GenAIRequestTopPKey, c.TopP},
+		{semconv.GenAIRequestTopKKey, c.TopK},
+		{semconv.GenAIRequestFrequencyPenaltyKey, c.FrequencyPenalty},
+		{semconv.GenAIRequestPresencePenaltyKey, c.PresencePenalty},
+	} {
+		if f.v != nil {
+			a = append(a, f.key.Float64(*f.v))
+		}
+	}
+	if len(c.StopSequences) > 0 {
+		a = append(a, semconv.GenAIRequestStopSequencesKey.StringSlice(c.StopSequences))
+	}
+	if c.Seed != nil {
+		a = append(a, semconv.GenAIRequestSeedKey.Int64(*c.Seed))
+	}
+	if c.ChoiceCount != 0 && c.ChoiceCount != 1 {
+		a = append(a, semconv.GenAIRequestChoiceCountKey.Int(c.ChoiceCount))
+	}
+	if c.Stream {
+		a = append(a, semconv.GenAIRequestStreamKey.Bool(true))
+	}
+	if c.OutputType != "" {
+		a = append(a, semconv.GenAIOutputTypeKey.String(c.OutputType))
+	}
+	if ttfc, ok := c.TimeToFirstChunk(); ok {
+		a = append(a, semconv.GenAIResponseTimeToFirstChunkKey.Float64(ttfc.Seconds()))
+	}
+	for _, u := range []struct {
+		key attribute.Key
+		v   *int64
+	}{
+		{semconv.GenAIUsageInputTokensKey, c.Usage.InputTokens},
+		{semconv.GenAIUsageOutputTokensKey, c.Usage.OutputTokens},
+		{semconv.GenAIUsageCacheReadInputTokensKey, c.Usage.CacheReadInputTokens},
+		{semconv.GenAIUsageCacheCreationInputTokensKey, c.Usage.CacheCreationInputTokens},
+		{semconv.GenAIUsageReasoningOutputTokensKey, c.Usage.ReasoningOutputTokens},
+	} {
+		if u.v != nil {
+			a = append(a, u.key.Int64(*u.v))
+		}
+	}
+	if c.ConversationID != "" {
+		a = append(a, semconv.GenAIConversationIDKey.String(c.ConversationID))
+	}
+	if c.ErrorType != "" {
+		a = append(a, semconv.ErrorTypeKey.String(c.ErrorType))
+	}
+	if c.Method != "" {
+		a = append(a, semconv.HTTPRequestMethodKey.String(c.Method))
+	}
+	if c.Status != 0 {
+		a = append(a, semconv.HTTPResponseStatusCodeKey.Int(c.Status))
+	}
+	if !c.Endpoint.ClientSide {
+		if c.Endpoint.ClientAddress != "" {
+			a = append(a, semconv.ClientAddressKey.String(c.Endpoint.ClientAddress))
+		}
+		if c.Endpoint.ClientPort > 0 {
+			a = append(a, semconv.ClientPortKey.Int(c.Endpoint.ClientPort))
+		}
+	}
+	if c.Provider == genai.ProviderOpenAI {
+		a = appendOpenAI(a, c)
+	}
+	if c.EndUserHash != "" {
+		a = append(a, semconv.UserHashKey.String(c.EndUserHash))
+	}
+
+	if c.API != "" {
+		a = append(a, keyAPI.String(c.API))
+	}
+	if c.RequestID != "" {
+		a = append(a, keyRequestID.String(c.RequestID))
+	}
+	if c.Truncated {
+		a = append(a, keyTruncated.Bool(true))
+	}
+	if st := c.ServerTiming; st.Source != "" {
+		a = append(a, keyServerTimingSource.String(st.Source))
+		for _, t := range []struct {
+			key attribute.Key
+			d   time.Duration
+		}{{keyServerTimingTTFT, st.TimeToFirstToken}, {keyServerTimingTPOT, st.TimePerOutputToken}, {keyServerTimingTotal, st.Total}} {
+			if t.d > 0 {
+				a = append(a, t.key.Float64(t.d.Seconds()))
+			}
+		}
+	}
+	for name, v := range c.RateLimit {
+		a = append(a, semconv.HTTPResponseHeader(strings.ToLower(name), v))
+	}
+	return a
+}
+
+func appendOpenAI(a []attribute.KeyValue, c *genai.Call) []attribute.KeyValue {
+	switch apiType, _ := strings.CutPrefix(c.API, "openai."); apiType {
+	case "chat_completions", "responses":
+		a = append(a, semconv.OpenAIAPITypeKey.String(apiType))
+	}
+	if c.ServiceTier != "" {
+		a = append(a, semconv.OpenAIRequestServiceTierKey.String(c.ServiceTier))
+	}
+	if c.ResponseServiceTier != "" {
+		a = append(a, semconv.OpenAIResponseServiceTierKey.String(c.ResponseServiceTier))
+	}
+	if c.SystemFingerprint != "" {
+		a = append(a, semconv.OpenAIResponseSystemFingerprintKey.String(c.SystemFingerprint))
+	}
+	return a
+}
+
+// traceContext is the W3C propagator; only its Extract is used, on the
+// request's own traceparent and tracestate headers.
+var traceContext propagation.TraceContext
+
+// parentContext is the context a call's span starts in: the client span of
+// the same exchange when pairing found one, else the application's trace
+// from the request's traceparent header, else none (a new trace).
+func parentContext(c *genai.Call, paired trace.SpanContext) context.Context {
+	ctx := context.Background()
+	if paired.IsValid() {
+		return trace.ContextWithRemoteSpanContext(ctx, paired)
+	}
+	if c.TraceParent == "" {
+		return ctx
+	}
+	carrier := propagation.MapCarrier{"traceparent": c.TraceParent}
+	if c.TraceState != "" {
+		carrier["tracestate"] = c.TraceState
+	}
+	return traceContext.Extract(ctx, carrier)
+}
+
+// requestSpanContext is the span context the request's traceparent names,
+// invalid when it has none or a malformed one.
+func requestSpanContext(c *genai.Call) trace.SpanContext {
+	if c.TraceParent == "" {
+		return trace.SpanContext{}
+	}
+	return trace.SpanContextFromContext(parentContext(c, trace.SpanContext{}))
+}
+
+// emit writes a call's span and, when content goes to logs, its event
+// record. self, when valid, holds the IDs pairing reserved for a client
+// span; parent, when valid, is the client span a server span belongs under.
+// It returns the span's context.
+func (e *Exporter) emit(pt *processTelemetry, c *genai.Call, self, parent trace.SpanContext) trace.SpanContext {
+	ctx := parentContext(c, parent)
+	if self.IsValid() {
+		ctx = withReservedIDs(ctx, self)
+	}
+	attrs := e.callAttributes(c)
+	content := e.content.attributes(c)
+	spanAttrs := attrs
+	if e.content.dest.toSpan() {
+		spanAttrs = append(attrs, content...)
+	}
+
+	kind := trace.SpanKindServer
+	if c.Endpoint.ClientSide {
+		kind = trace.SpanKindClient
+	}
+	end := c.End
+	if end.Before(c.Start) {
+		end = c.Start
+	}
+	ctx, span := pt.tracer.Start(ctx, spanName(c), trace.WithSpanKind(kind), trace.WithTimestamp(c.Start), trace.WithAttributes(spanAttrs...))
+	if c.ErrorType != "" {
+		msg := e.content.redactor.redact(c.ErrorMessage)
+		if msg == "" {
+			msg = c.ErrorType
+		}
+		span.SetStatus(codes.Error, msg)
+	}
+	span.End(trace.WithTimestamp(end))
+
+	if len(content) > 0 && e.content.dest.toLog() && pt.logger != nil {
+		var rec otellog.Record
+		rec.SetEventName(eventInferenceDetails)
+		rec.SetTimestamp(end)
+		rec.SetObservedTimestamp(time.Now())
+		rec.SetSeverity(otellog.SeverityInfo)
+		rec.AddAttributes(attrs...)
+		rec.AddAttributes(content...)
+		pt.logger.Emit(ctx, rec)
+	}
+	return span.SpanContext()
+}
+
+// reservedIDsKey carries span IDs chosen before the span exists, so that a
+// server span emitted first can already name its client parent.
+type reservedIDsKey struct{}
+
+func withReservedIDs(ctx context.Context, sc trace.SpanContext) context.Context {
+	return context.WithValue(ctx, reservedIDsKey{}, sc)
+}
+
+// idGenerator hands out reserved IDs when the context has them and random
+// ones otherwise.
+type idGenerator struct{}
+
+func (idGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
+	if sc, ok := ctx.Value(reservedIDsKey{}).(trace.SpanContext); ok {
+		return sc.TraceID(), sc.SpanID()
+	}
+	return newTraceID(), newSpanID()
+}
+
+func (idGenerator) NewSpanID(ctx context.Context, traceID trace.TraceID) trace.SpanID {
+	if sc, ok := ctx.Value(reservedIDsKey{}).(trace.SpanContext); ok && sc.TraceID() == traceID {
+		return sc.SpanID()
+	}
+	return newSpanID()
+}
+
+func newTraceID() (id trace.TraceID) {
+	for !id.IsValid() {
+		binary.NativeEndian.PutUint64(id[:8], rand.Uint64())
+		binary.NativeEndian.PutUint64(id[8:], rand.Uint64())
+	}
+	return id
+}
+
+func newSpanID() (id trace.SpanID) {
+	for !id.IsValid() {
+		binary.NativeEndian.PutUint64(id[:], rand.Uint64())
+	}
+	return id
+}
