@@ -121,7 +121,7 @@ func (f *anthropicCall) event(st *callState, name string, data []byte, t time.Ti
 	}
 	e := &f.ev
 	*e = anthropicEvent{}
-	if !decodeJSON(data, e) {
+	if !st.events.decode(data, e) {
 		return false
 	}
 	typ := e.Type.str()

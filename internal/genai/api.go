@@ -50,6 +50,10 @@ var pathSuffixes = []struct {
 	{"/v1/messages", apiAnthropicMsg},
 }
 
+// sideDoors are last path segments of requests that carry a chat body but
+// generate nothing (token counting, templating, batch submission).
+var sideDoors = []string{"count_tokens", "tokenize", "detokenize", "apply-template", "batches", "input_tokens"}
+
 // recognise says which API a request is, or nil when it is not an LLM call.
 func recognise(method, path string, h http.Header, body []byte) *apiSpec {
 	if method != http.MethodPost {
@@ -73,8 +77,9 @@ func recognise(method, path string, h http.Header, body []byte) *apiSpec {
 		}
 	}
 	// An unknown path: fall back on the body's shape, which for a chat is
-	// distinctive enough ({"model": ..., "messages": [...]}).
-	if looksLikeChat(body) {
+	// distinctive enough ({"model": ..., "messages": [...]}), unless the path
+	// names one of the APIs' side doors that take the same body.
+	if !hasAnyPrefix(p[strings.LastIndexByte(p, '/')+1:], sideDoors) && looksLikeChat(body) {
 		if h.Get("Anthropic-Version") != "" {
 			return apiAnthropicMsg
 		}

@@ -262,6 +262,8 @@ type callState struct {
 	spec *apiSpec
 	fam  family
 	out  output
+	// events decodes the stream's events with one reused decoder.
+	events eventDecoder
 
 	providerRank int
 	headSeen     bool

@@ -118,7 +118,7 @@ func (f *geminiCall) event(st *callState, _ string, data []byte, t time.Time, ti
 	}
 	ch := &f.chunk
 	*ch = geminiChunk{Candidates: reuse(ch.Candidates)}
-	if !decodeJSON(data, ch) {
+	if !st.events.decode(data, ch) {
 		return false
 	}
 	if f.fold(st) {

@@ -279,7 +279,7 @@ func salvageObject(b []byte) []byte {
 		}
 		valStart := dec.InputOffset()
 		var raw json.RawMessage
-		if err := dec.Decode(&raw); err == nil {
+		if err := dec.Decode(&raw); err == nil && !cutNumber(raw, dec, b) {
 			add(key, raw)
 			continue
 		}
@@ -290,6 +290,16 @@ func salvageObject(b []byte) []byte {
 		break
 	}
 	return append(out, '}')
+}
+
+// cutNumber reports whether a number ends exactly where the input does, so
+// that digits may be missing ("100" cut to "10").
+func cutNumber(raw json.RawMessage, dec *json.Decoder, b []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	c := raw[0]
+	return (c == '-' || (c >= '0' && c <= '9')) && dec.InputOffset() >= int64(len(b))
 }
 
 // salvageArray keeps the complete leading elements of a truncated array.
@@ -305,7 +315,7 @@ func salvageArray(b []byte) []byte {
 	n := 0
 	for dec.More() {
 		var raw json.RawMessage
-		if dec.Decode(&raw) != nil {
+		if dec.Decode(&raw) != nil || cutNumber(raw, dec, b) {
 			break
 		}
 		if n > 0 {
@@ -345,4 +355,45 @@ func reuse[T any](s []T) []T {
 	s = s[:cap(s)]
 	clear(s)
 	return s[:0]
+}
+
+// maxReusedEvent is the largest event decoded with a call's reusable
+// decoder; larger ones (rare) go through json.Unmarshal so that no call
+// keeps a big buffer for its whole stream.
+const maxReusedEvent = 64 << 10
+
+// eventDecoder decodes a stream's events one after another with one
+// json.Decoder, whose scanner and error-context stacks are reused: with
+// json.Unmarshal each event would allocate them afresh. Values decoded into
+// spans point into the decoder's buffer, valid until the next event.
+type eventDecoder struct {
+	r   bytes.Reader
+	dec *json.Decoder
+	off int64 // bytes handed to dec so far
+}
+
+// decode unmarshals one event's JSON into v, like decodeJSON.
+func (d *eventDecoder) decode(data []byte, v any) bool {
+	if len(data) > maxReusedEvent {
+		return decodeJSON(data, v)
+	}
+	if d.dec == nil {
+		d.r.Reset(nil)
+		d.dec = json.NewDecoder(&d.r)
+		d.off = 0
+	}
+	d.r.Reset(data)
+	d.off += int64(len(data))
+	err := d.dec.Decode(v)
+	if err != nil || d.dec.InputOffset() != d.off {
+		// Trailing bytes or a syntax error leave the decoder out of step
+		// with the event boundaries: start afresh next time.
+		d.dec = nil
+		if err == nil {
+			return false
+		}
+		var te *json.UnmarshalTypeError
+		return errors.As(err, &te)
+	}
+	return true
 }

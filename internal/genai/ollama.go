@@ -125,7 +125,7 @@ func (f *ollamaCall) event(st *callState, _ string, data []byte, t time.Time, ti
 	tools := reuse(l.Message.ToolCalls)
 	*l = ollamaLine{}
 	l.Message.ToolCalls = tools
-	if !decodeJSON(data, l) {
+	if !st.events.decode(data, l) {
 		return false
 	}
 	c := st.c

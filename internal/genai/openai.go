@@ -257,7 +257,7 @@ func (f *chatCall) event(st *callState, _ string, data []byte, t time.Time, time
 		st.terminal = true
 		return true
 	}
-	if !f.parse(data) {
+	if !f.parse(st, data, true) {
 		return false
 	}
 	if f.fold(st, true) {
@@ -267,9 +267,12 @@ func (f *chatCall) event(st *callState, _ string, data []byte, t time.Time, time
 }
 
 // parse decodes data into the reused chunk.
-func (f *chatCall) parse(data []byte) bool {
+func (f *chatCall) parse(st *callState, data []byte, event bool) bool {
 	ch := &f.chunk
 	*ch = chatChunk{Choices: reuse(ch.Choices)}
+	if event {
+		return st.events.decode(data, ch)
+	}
 	return decodeJSON(data, ch)
 }
 
@@ -423,7 +426,7 @@ func (f *chatCall) body(st *callState, body []byte, t time.Time) bool {
 			return f.event(st, name, data, t, false)
 		})
 	}
-	if !f.parse(b) {
+	if !f.parse(st, b, false) {
 		return false
 	}
 	f.fold(st, false)

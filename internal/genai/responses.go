@@ -137,7 +137,7 @@ func (f *responsesCall) event(st *callState, name string, data []byte, t time.Ti
 	}
 	e := &f.ev
 	*e = responsesEvent{}
-	if !decodeJSON(data, e) {
+	if !st.events.decode(data, e) {
 		return false
 	}
 	typ := e.Type.str()
