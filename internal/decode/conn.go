@@ -89,8 +89,10 @@ func NewConn(lim Limits, sink Sink) *Conn {
 		h := &c.halves[i]
 		h.c = c
 		h.dir = Direction(i)
-		// Capture may begin anywhere: look for a start line first.
+		// Capture may begin anywhere: look for a start line first. If it
+		// is right at the first byte, the capture began with the message.
 		h.hunt(false)
+		h.fresh = true
 	}
 	return c
 }

@@ -38,6 +38,7 @@ type half struct {
 	junk      bool // hunting: this line cannot start a message; skip to its end
 	firstLine bool // the start line is not complete yet
 	hunted    bool // the start line of this head was found by hunting
+	fresh     bool // hunting from the first byte of the direction, nothing discarded yet
 	head      []byte
 	lineStart int       // where the current line of head begins
 	headT     time.Time // time of the first byte of head
@@ -84,6 +85,7 @@ func (h *half) hunt(midLine bool) {
 	h.resetHead()
 	h.state = stHead
 	h.hunting = true
+	h.fresh = false
 	h.firstLine = true
 	h.junk = midLine
 }
@@ -209,7 +211,7 @@ func (h *half) readHead(b []byte) int {
 			return len(seg)
 		}
 		h.firstLine = false
-		h.hunted = h.hunting
+		h.hunted = h.hunting && !h.fresh
 		h.hunting = false
 		h.request = isReq
 		h.lineStart = len(h.head)
