@@ -111,6 +111,9 @@ type Config struct {
 	WakeupBytes int
 	// DrainInterval is how often the reader drains without a wake-up (default 20ms).
 	DrainInterval time.Duration
+	// ObserveSelf also follows the observer's own connections; only
+	// benchmarks that measure the overhead in one process want it.
+	ObserveSelf bool
 }
 
 // DefaultPaths are the request-path prefixes of the LLM APIs recognised by
@@ -161,7 +164,11 @@ func Load(cfg Config) (*Probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read embedded eBPF object: %w", err)
 	}
-	if err := spec.Variables["self_tgid"].Set(uint32(os.Getpid())); err != nil {
+	self := uint32(os.Getpid())
+	if cfg.ObserveSelf {
+		self = 0
+	}
+	if err := spec.Variables["self_tgid"].Set(self); err != nil {
 		return nil, fmt.Errorf("set self_tgid: %w", err)
 	}
 	if err := spec.Variables["wakeup_bytes"].Set(uint64(cfg.WakeupBytes)); err != nil {

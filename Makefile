@@ -1,0 +1,52 @@
+# llm-observer build and test entry points. Everything that touches the
+# kernel needs root: run `sudo make run` and `sudo make test`.
+
+SHELL    := /bin/bash
+GO        ?= go
+BINARY    ?= bin/llm-observer
+PREFIX    ?= /usr/local
+GENERATED := internal/capture/observer_bpfel.go internal/capture/observer_bpfel.o
+FUZZTIME  ?= 30s
+
+.PHONY: build generate check-generated test run bench fuzz lint install uninstall clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BINARY) ./cmd/llm-observer
+
+# Rebuild the eBPF objects and their Go bindings (needs clang and libbpf-dev).
+generate:
+	cd internal/capture && $(GO) generate ./...
+
+# Fails when the committed eBPF objects differ from what the sources build to.
+check-generated: generate
+	git diff --exit-code --stat -- $(GENERATED) || \
+		(echo "generated eBPF files are stale: run 'make generate' and commit them" >&2; exit 1)
+
+lint:
+	@test -z "$$(gofmt -l .)" || (gofmt -l . >&2; echo "gofmt needed" >&2; exit 1)
+	$(GO) vet ./...
+
+# The whole suite, kernel tests included: must run as root.
+test: lint
+	@test "$$(id -u)" = 0 || (echo "make test loads eBPF programs: run it as root (sudo make test)" >&2; exit 1)
+	$(GO) test -count=1 -timeout 20m ./... 2>&1 | tee test-output.log; \
+		status=$${PIPESTATUS[0]}; \
+		if grep -q -- '--- SKIP' test-output.log; then echo "a test was skipped; every test must run here" >&2; exit 1; fi; \
+		exit $$status
+
+run: build
+	./$(BINARY)
+
+# Overhead and hot-path benchmarks; see README "Performance".
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz:
+	@for pkg in ./internal/decode ./internal/genai; do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf bin test-output.log
