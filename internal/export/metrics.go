@@ -138,7 +138,7 @@ func (e *Exporter) record(ins *instruments, c *genai.Call) {
 	set := attribute.NewSet(common...)
 	withErr := set
 	if c.ErrorType != "" {
-		withErr = attribute.NewSet(append(common, semconv.ErrorTypeKey.String(c.ErrorType))...)
+		withErr = extendSet(common, semconv.ErrorTypeKey.String(c.ErrorType))
 	}
 	setOpt := metric.WithAttributeSet(set)
 	errOpt := metric.WithAttributeSet(withErr)
@@ -186,9 +186,17 @@ func (e *Exporter) record(ins *instruments, c *genai.Call) {
 		typ attribute.KeyValue
 	}{{c.Usage.InputTokens, semconv.GenAITokenTypeInput}, {c.Usage.OutputTokens, semconv.GenAITokenTypeOutput}} {
 		if u.n != nil && *u.n >= 0 {
-			tokens.Record(ctx, *u.n, metric.WithAttributeSet(attribute.NewSet(append(common, u.typ)...)))
+			tokens.Record(ctx, *u.n, metric.WithAttributeSet(extendSet(common, u.typ)))
 		}
 	}
+}
+
+// extendSet is the set of common plus kv. It copies: attribute.NewSet sorts
+// the slice it is given in place, so appending to common and passing that
+// would let one set's sorting overwrite the next one's attributes.
+func extendSet(common []attribute.KeyValue, kv attribute.KeyValue) attribute.Set {
+	var buf [12]attribute.KeyValue
+	return attribute.NewSet(append(append(buf[:0], common...), kv)...)
 }
 
 // serverDuration prefers the server's own account of the request, which
