@@ -7,8 +7,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -376,7 +378,44 @@ func TestEndToEndOTLP(t *testing.T) {
 	if calls != uint64(len(scenarios)) {
 		t.Errorf("gen_ai.client.operation.duration counted %d calls, want %d", calls, len(scenarios))
 	}
+	checkHealth(t, obs, 2*len(scenarios))
 	obs.stop(t)
+}
+
+// checkHealth reads the observer's health endpoints and its own metrics.
+func checkHealth(t *testing.T, obs *observerProc, calls int) {
+	t.Helper()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + obs.health + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %s", path, resp.Status)
+		}
+	}
+	resp, err := http.Get("http://" + obs.health + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	for _, want := range []string{
+		fmt.Sprintf("llm_observer_calls_total %d", calls),
+		`llm_observer_dropped_records_total{reason="ring_full"} 0`,
+		`llm_observer_dropped_bytes_total{reason="offset_gap"} 0`,
+		"llm_observer_kernel_connections_total ",
+		"llm_observer_connections_active ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", text)
+	}
 }
 
 // latestPoints keeps the newest point of each series (resource + attributes),

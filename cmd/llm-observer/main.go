@@ -31,6 +31,7 @@ import (
 	"github.com/llm-observer/llm-observer/internal/discover"
 	"github.com/llm-observer/llm-observer/internal/export"
 	"github.com/llm-observer/llm-observer/internal/genai"
+	"github.com/llm-observer/llm-observer/internal/health"
 	"github.com/llm-observer/llm-observer/internal/observer"
 )
 
@@ -195,6 +196,18 @@ func run(args []string) error {
 		}
 	}()
 
+	var ready readiness
+	reg := health.NewRegistry()
+	if s.healthAddr != "" {
+		srv, err := health.Start(s.healthAddr, ready.check, reg)
+		if err != nil {
+			return fmt.Errorf("health server: %w", err)
+		}
+		defer srv.Shutdown(context.Background())
+	}
+	pods := startKubernetes(ctx)
+	defer pods.Close()
+
 	probe, err := capture.Load(capCfg)
 	if err != nil {
 		return fmt.Errorf("%w\n(run 'llm-observer check' to see what this machine lacks)", err)
@@ -208,10 +221,14 @@ func run(args []string) error {
 	agent := observer.New(observer.Config{
 		Limits: decode.Limits{MaxBodyBytes: s.maxBody, MaxHeaderBytes: s.maxHeader},
 		GenAI:  genaiOptions(expCfg, providers, s.userIDSalt),
-	}, procs, nil, exp)
+	}, procs, identity(pods), exp)
 	if err := observer.RegisterSelfMetrics(exp.SelfMeter(), agent, probe); err != nil {
 		return err
 	}
+	if err := registerHealthMetrics(reg, agent, probe); err != nil {
+		return err
+	}
+	ready.ready.Store(true)
 	fmt.Fprintf(os.Stderr, "llm-observer %s: watching %d path prefixes, exporting to %s\n",
 		version, len(capCfg.Paths), destination(expCfg))
 	err = agent.Run(ctx, probe)
