@@ -313,6 +313,8 @@ type recorder struct {
 	recs    []record
 	state   map[*Exchange]int // 1 requested, 2 done
 	headers bool              // keep headers in records
+	maxBody int               // longest raw body seen
+	maxData int               // longest event data seen
 }
 
 func newRecorder(t testing.TB, base time.Time) *recorder {
@@ -346,6 +348,7 @@ func (r *recorder) Request(x *Exchange) {
 	}
 	r.state[x] = 1
 	q := &x.Request
+	r.maxBody = max(r.maxBody, len(q.Body))
 	r.recs = append(r.recs, record{Call: "request", Seq: x.Seq, ClientSide: x.ClientSide, Err: errString(x.Err), Request: &reqRecord{
 		Method: q.Method, Target: q.Target, Proto: q.Proto, Header: r.header(q.Header), Body: bodyString(q.Body),
 		Truncated: q.BodyTruncated, Trailer: r.header(q.Trailer), Wire: q.WireBytes, Start: r.tick(q.Start), End: r.tick(q.End),
@@ -359,6 +362,7 @@ func (r *recorder) Event(x *Exchange, ev StreamEvent) {
 	if !x.HasResponse || x.Response.Stream == NotStreamed {
 		r.t.Errorf("Event for seq %d without a streamed response", x.Seq)
 	}
+	r.maxData = max(r.maxData, len(ev.Data))
 	r.recs = append(r.recs, record{Call: "event", Seq: x.Seq, Event: &eventRecord{
 		Name: ev.Name, ID: ev.ID, Data: string(ev.Data), Truncated: ev.Truncated, Time: r.tick(ev.Time),
 	}})
@@ -370,6 +374,7 @@ func (r *recorder) Done(x *Exchange) {
 	}
 	r.state[x] = 2
 	rec := record{Call: "done", Seq: x.Seq, ClientSide: x.ClientSide, Err: errString(x.Err)}
+	r.maxBody = max(r.maxBody, len(x.Response.Body))
 	if x.HasResponse {
 		p := &x.Response
 		rec.Response = &respRecord{

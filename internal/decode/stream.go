@@ -101,6 +101,9 @@ func (s *sseParser) write(p []byte, t time.Time) {
 		if len(s.line) > 0 || s.lineCut {
 			s.line, s.lineCut = appendCappedCut(s.line, line, s.max+64, s.lineCut)
 			line, inWrite = s.line, false
+		} else if len(line) > s.max+64 {
+			// Cut where a buffered line would be, so splits do not matter.
+			line, s.lineCut = line[:s.max+64], true
 		}
 		next := end + 1
 		if p[end] == '\r' {
@@ -228,7 +231,7 @@ func (s *sseParser) gap() {
 	s.resync = true
 }
 
-// ndjsonParser delivers each non-blank line of newline-delimited JSON.
+// ndjsonParser delivers each non-empty line of newline-delimited JSON.
 type ndjsonParser struct {
 	max      int
 	line     []byte
@@ -270,7 +273,7 @@ func (n *ndjsonParser) write(p []byte, t time.Time) {
 
 func (n *ndjsonParser) emit(line []byte, t time.Time) {
 	line = bytes.TrimSuffix(line, []byte{'\r'})
-	if len(bytes.Trim(line, " \t\r")) == 0 {
+	if len(line) == 0 && !n.lineCut {
 		return
 	}
 	cut := n.lineCut
