@@ -31,11 +31,11 @@ var builtinRedactions = []string{
 	`(?i)\bbearer\s+[A-Za-z0-9._~+/-]{8,}=*`,
 	// AWS access key ids, and secret keys where they are named.
 	`\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b`,
-	`(?i)\baws_?secret_?access_?key["'\s:=]+[A-Za-z0-9/+]{40}`,
+	`(?i)\baws_?secret_?access_?key["'\s:=]+[A-Za-z0-9/+]{40,}`,
 	// JSON Web Tokens: base64url header and payload, both JSON objects.
 	`\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`,
 	// Google API keys and GitHub tokens.
-	`\bAIza[0-9A-Za-z_-]{35}`,
+	`\bAIza[0-9A-Za-z_-]{35,}`,
 	`\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})`,
 	// api_key=… and x-api-key: … assignments of any provider.
 	`(?i)\b(?:x-api-key|api[_-]?key)["']?\s*[:=]\s*["']?[A-Za-z0-9_.-]{12,}`,
