@@ -60,6 +60,7 @@ type contentDecoder struct {
 	size   uint32      // decoded bytes of this gzip member, mod 2^32
 	sink   outSink
 	raw    bool // deflate without the zlib wrapper
+	seen   bool // any input arrived
 	failed error
 }
 
@@ -100,6 +101,7 @@ func (d *contentDecoder) write(p []byte) error {
 	if d.failed != nil {
 		return d.failed
 	}
+	d.seen = d.seen || len(p) > 0
 	if err := d.step(p); err != nil {
 		d.failed = err
 		return err
@@ -107,10 +109,14 @@ func (d *contentDecoder) write(p []byte) error {
 	return nil
 }
 
-// finish reports whether the coded stream ended where the body did.
+// finish reports whether the coded stream ended where the body did. An
+// empty body is accepted: servers label empty bodies with their usual coding.
 func (d *contentDecoder) finish() error {
 	if d.failed != nil {
 		return d.failed
+	}
+	if !d.seen {
+		return nil
 	}
 	switch d.phase {
 	case phEnd, phMemberEnd:

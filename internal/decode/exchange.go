@@ -1,9 +1,16 @@
 // Package decode turns the two byte streams of one TCP connection into HTTP
-// exchanges. It owns HTTP/1.1 framing (keep-alive, Content-Length, chunked,
-// gzip) and the streaming formats carried in a response body (SSE events and
-// NDJSON lines), each stamped with the time its last byte was seen. It hands
-// complete requests, stream events and finished exchanges to a Sink; it knows
-// nothing of the kernel that captured the bytes nor of the LLM APIs inside.
+// exchanges. It owns HTTP/1.1 framing (keep-alive, pipelining,
+// Content-Length, chunked, gzip and deflate) and the streaming formats
+// carried in a response body (SSE events and NDJSON lines), each stamped
+// with the time its last byte was seen. It hands complete requests, stream
+// events and finished exchanges to a Sink; it knows nothing of the kernel
+// that captured the bytes nor of the LLM APIs inside.
+//
+// Captures are imperfect, so a Conn reads whatever it is given: it finds
+// its footing at the first request or status line, skips bytes the capture
+// lost where the framing allows and resynchronises where it does not, and
+// bounds what it holds by Limits. What it could not hand on is counted in
+// Stats.
 package decode
 
 import (
@@ -23,6 +30,7 @@ const (
 	Ingress
 )
 
+// String names the direction as logs and errors show it.
 func (d Direction) String() string {
 	if d == Egress {
 		return "egress"
@@ -42,6 +50,7 @@ const (
 	NDJSON
 )
 
+// String names the framing as logs and golden files show it.
 func (k StreamKind) String() string {
 	switch k {
 	case SSE:
@@ -80,17 +89,20 @@ type Limits struct {
 	// longer one is delivered cut, with Truncated set (default 1 MiB).
 	MaxEventBytes int
 	// MaxPending is how many requests may wait for their responses
-	// (pipelining) before the oldest is dropped (default 16).
+	// (pipelining) before the oldest is dropped (default 16). Each keeps
+	// its body, so a connection holds at most about
+	// MaxPending*MaxBodyBytes of request bodies.
 	MaxPending int
 }
 
 // Request is an HTTP request as it crossed the connection.
 type Request struct {
-	Method string
-	Target string // request-target as sent, e.g. "/api/chat?x=1"
-	Proto  string // "HTTP/1.1"
-	Header http.Header
-	// Body is the decoded body (de-chunked, decompressed), at most Limits.MaxBodyBytes.
+	Method string      // as sent; methods are case-sensitive, so never folded
+	Target string      // request-target as sent, e.g. "/api/chat?x=1"
+	Proto  string      // "HTTP/1.1"
+	Header http.Header // canonical keys; values as sent, trimmed of whitespace
+	// Body is the decoded body (de-chunked, decompressed), at most
+	// Limits.MaxBodyBytes. It stays valid after the Sink call.
 	Body []byte
 	// BodyTruncated says Body holds only a prefix of the body: the rest was
 	// over the limit, lost in capture, or could not be decompressed.
@@ -105,22 +117,27 @@ type Request struct {
 
 // Response is an HTTP response as it crossed the connection.
 type Response struct {
-	Proto     string
-	Status    int
-	Header    http.Header
-	Start     time.Time // first byte of the status line seen
-	HeaderEnd time.Time // last byte of the head seen
+	Proto     string      // "HTTP/1.1" or "HTTP/1.0"
+	Status    int         // the final status; interim 1xx responses are skipped
+	Header    http.Header // canonical keys; values as sent, trimmed of whitespace
+	Start     time.Time   // first byte of the status line seen
+	HeaderEnd time.Time   // last byte of the head seen
 	// Stream says how the body is delivered. For NotStreamed, Body holds it;
 	// otherwise each event went to Sink.Event and Body is empty.
 	Stream StreamKind
-	Body   []byte
+	// Body is the decoded body when not streamed, at most
+	// Limits.MaxBodyBytes. A Content-Encoding other than gzip or deflate
+	// (br, zstd) is left as sent, and then the body is never streamed.
+	Body []byte
 	// BodyTruncated says Body holds only a prefix of the body (as for
 	// Request), or for a stream that bytes were lost between events.
 	BodyTruncated bool
 	Trailer       http.Header // trailer fields of a chunked body, if any
 	Events        int         // stream events delivered
-	WireBytes     int64
-	End           time.Time // last byte seen
+	// WireBytes counts the bytes of the final response on the wire, head
+	// included; interim 1xx responses before it are not counted.
+	WireBytes int64
+	End       time.Time // last byte seen
 }
 
 // Exchange is one request and its response on a connection.
@@ -144,7 +161,8 @@ type StreamEvent struct {
 	ID   string    // SSE "id:" field
 	// Data is the SSE data lines joined with "\n", or the NDJSON line without
 	// its newline. It is only valid during the Sink.Event call.
-	Data      []byte
+	Data []byte
+	// Truncated says Data was cut at Limits.MaxEventBytes.
 	Truncated bool
 }
 
