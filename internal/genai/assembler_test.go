@@ -332,3 +332,33 @@ func TestSpanNull(t *testing.T) {
 		t.Errorf("null handling: a=%q b=%q", v.A, v.B)
 	}
 }
+
+// TestCaptureSwitches checks that each switch fills only its own fields.
+func TestCaptureSwitches(t *testing.T) {
+	fixtureNames := []string{"openai_chat_stream_tool_calls", "anthropic_messages_stream_tool_use", "ollama_generate_stream", "gemini_generate_nostream_function_call", "openai_responses_stream_reasoning"}
+	tests := []struct {
+		name          string
+		opts          Options
+		input, output bool
+	}{
+		{"off", Options{}, false, false},
+		{"input only", Options{CaptureInput: true}, true, false},
+		{"output only", Options{CaptureOutput: true}, false, true},
+		{"both", Options{CaptureInput: true, CaptureOutput: true}, true, true},
+	}
+	for _, name := range fixtureNames {
+		fx := loadFixture(t, "testdata/"+name+".txt")
+		for _, tt := range tests {
+			c := fx.run(t, &tt.opts, feedEvents, 0)
+			gotIn := c.InputMessages != nil || c.SystemInstructions != nil || c.ToolDefinitions != nil
+			gotOut := c.OutputMessages != nil
+			args := false
+			for _, tc := range c.ToolCalls {
+				args = args || tc.Arguments != ""
+			}
+			if gotIn != tt.input || gotOut != tt.output || args != (tt.output && len(c.ToolCalls) > 0) {
+				t.Errorf("%s, capture %s: input %v, output %v, tool arguments %v", name, tt.name, gotIn, gotOut, args)
+			}
+		}
+	}
+}

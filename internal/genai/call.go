@@ -1,8 +1,10 @@
 // Package genai recognises LLM API calls inside decoded HTTP exchanges and
 // reconstructs one Call per operation: provider, models, parameters, token
 // usage, finish reasons, streaming timing, server-reported timings and
-// errors. It reads decode's exchanges and stream events and hands Calls on;
-// it knows nothing of the kernel or of OpenTelemetry.
+// errors. An Assembler, one per connection, is the decode.Sink that reads
+// decode's exchanges and stream events, parsing each event as it arrives,
+// and hands Calls to a Handler; it knows nothing of the kernel or of
+// OpenTelemetry.
 package genai
 
 import (
@@ -34,10 +36,16 @@ const (
 	ProviderPerplexity = "perplexity"
 	ProviderCohere     = "cohere"
 
-	ProviderOllama   = "ollama"
-	ProviderVLLM     = "vllm"
+	// ProviderOllama is an Ollama server, native API or its OpenAI- and
+	// Anthropic-compatible ones.
+	ProviderOllama = "ollama"
+	// ProviderVLLM is a vLLM server (OpenAI-compatible API).
+	ProviderVLLM = "vllm"
+	// ProviderLlamaCpp is llama.cpp's llama-server, OpenAI-compatible API
+	// or its native /completion.
 	ProviderLlamaCpp = "llama_cpp"
-	ProviderLiteLLM  = "litellm"
+	// ProviderLiteLLM is a LiteLLM proxy, whatever model it routes to.
+	ProviderLiteLLM = "litellm"
 	// ProviderOpenAICompatible is used for an OpenAI-shaped API whose server
 	// could not be identified.
 	ProviderOpenAICompatible = "openai_compatible"
@@ -77,9 +85,11 @@ type ServerTiming struct {
 
 // ToolCall is a tool invocation requested by the model.
 type ToolCall struct {
-	ID        string
-	Name      string
-	Arguments string // JSON text
+	ID   string
+	Name string
+	// Arguments is the JSON text the model produced; filled only with
+	// Options.CaptureOutput, since arguments often quote user data.
+	Arguments string
 }
 
 // Part is one piece of a message, in the conventions' message schema.
@@ -102,9 +112,17 @@ type Message struct {
 // Call is one LLM operation reconstructed from the wire.
 type Call struct {
 	Operation string
-	Provider  string
-	// API names the wire format recognised, e.g. "ollama.chat",
-	// "openai.chat_completions", "anthropic.messages".
+	// Provider is gen_ai.provider.name. It may be refined between
+	// CallStarted and CallEnded, when the response reveals the server (an
+	// "openai_compatible" call turning out to be vLLM or llama.cpp).
+	Provider string
+	// API names the wire format recognised: "ollama.chat",
+	// "ollama.generate", "ollama.embed", "openai.chat_completions",
+	// "openai.completions", "openai.embeddings", "openai.responses",
+	// "anthropic.messages", "gemini.generate_content",
+	// "gemini.embed_content" or "llama_cpp.completion". The API says how to
+	// parse; Provider says who served it (vLLM serves
+	// "openai.chat_completions").
 	API      string
 	Endpoint Endpoint
 	// ServerAddress and ServerPort are what server.address and server.port
