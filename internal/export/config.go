@@ -118,6 +118,7 @@ const (
 
 var captureNames = []string{"none", "input", "output", "all"}
 
+// String returns the setting as ConfigFromEnv and the flag spell it.
 func (c ContentCapture) String() string {
 	if int(c) < len(captureNames) {
 		return captureNames[c]
@@ -151,6 +152,7 @@ const (
 
 var destinationNames = []string{"span", "log", "both"}
 
+// String returns the setting as ConfigFromEnv and the flag spell it.
 func (d ContentDestination) String() string {
 	if int(d) < len(destinationNames) {
 		return destinationNames[d]
@@ -562,6 +564,10 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ContentDestination > DestinationBoth {
 		return c, fmt.Errorf("content destination %d is not a known setting", c.ContentDestination)
+	}
+	if c.OTLP && c.DisableLogs && c.CaptureContent != CaptureNone && c.ContentDestination.toLog() {
+		return c, fmt.Errorf("content destination %s needs OTLP logs, which %s=none turns off: use destination span or enable logs",
+			c.ContentDestination, envLogsExporter)
 	}
 	if c.MetricInterval <= 0 {
 		c.MetricInterval = defaultMetricInterval

@@ -163,7 +163,10 @@ func TestConfigDefaults(t *testing.T) {
 	if !cfg.OTLP || cfg.Console || cfg.PairWait >= 0 {
 		t.Errorf("an endpoint must switch OTLP on and the console off, a negative wait stay off: %+v", cfg)
 	}
-	for _, bad := range []Config{{Endpoint: "collector:4317"}, {TracesProtocol: "http/json"}, {CaptureContent: 9}} {
+	for _, bad := range []Config{
+		{Endpoint: "collector:4317"}, {TracesProtocol: "http/json"}, {CaptureContent: 9},
+		{OTLP: true, DisableLogs: true, CaptureContent: CaptureInput, ContentDestination: DestinationBoth},
+	} {
 		if _, err := bad.withDefaults(); err == nil {
 			t.Errorf("accepted %+v", bad)
 		}

@@ -245,11 +245,11 @@ func (d *contentDoc) redact(r *redactor) {
 		l.text = r.redact(l.text)
 		l.flush()
 	}
-	if r != nil {
-		d.root = redactKeys(d.root, r)
-		d.collect()
-		d.markCut()
-	}
+	// Renamed keys would leave the leaves' store functions writing to the
+	// old ones, so the leaves are collected again.
+	d.root = redactKeys(d.root, r)
+	d.collect()
+	d.markCut()
 }
 
 // markCut re-applies the cut flags after collect rebuilt the leaves from the

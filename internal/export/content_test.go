@@ -364,3 +364,19 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestContentUnderSDKLengthLimit(t *testing.T) {
+	// A length limit for all span attributes must not cut content JSON blindly.
+	t.Setenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "300")
+	e, rcv := newTestExporter(t, otlptest.GRPC, func(c *Config) { c.CaptureContent = CaptureAll })
+	end(e, curl, contentCall())
+	shutdown(t, e)
+	s := rcv.WaitSpans(t, 1, waitLong)[0]
+	for _, k := range contentKeys {
+		if v := s.Attributes.Str(k); len(v) > 300 {
+			t.Errorf("%s is %d bytes, over the SDK's limit", k, len(v))
+		} else {
+			validJSONString(t, k, v)
+		}
+	}
+}

@@ -78,6 +78,12 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The SDK cuts attribute values beyond OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
+	// (or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT) blindly, which would leave
+	// content JSON invalid; capping it here first keeps it whole.
+	if limit := sdktrace.NewSpanLimits().AttributeValueLengthLimit; limit > 0 && limit < cfg.ContentMaxBytes {
+		cfg.ContentMaxBytes = limit
+	}
 	e := &Exporter{
 		cfg:        cfg,
 		emitSystem: cfg.EmitGenAISystem && !cfg.LatestGenAIConventions,

@@ -108,7 +108,7 @@ func (p *pairing) client(c *genai.Call, ended bool, now time.Time) (trace.SpanCo
 	defer p.mu.Unlock()
 	list := p.slots[k]
 	var released *heldCall
-	s := p.find(list, func(s *pairSlot) bool {
+	s := first(list, func(s *pairSlot) bool {
 		return s.client.IsValid() && !s.clientEnded && s.start.Equal(c.Start)
 	})
 	if s == nil {
@@ -193,7 +193,7 @@ func (p *pairing) expire(now time.Time) []*heldCall {
 	return out
 }
 
-func (p *pairing) find(list []*pairSlot, match func(*pairSlot) bool) *pairSlot {
+func first(list []*pairSlot, match func(*pairSlot) bool) *pairSlot {
 	for _, s := range list {
 		if match(s) {
 			return s

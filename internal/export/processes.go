@@ -21,11 +21,14 @@ import (
 // Process identifies the observed process that made or served a call; it
 // becomes the telemetry's resource.
 type Process struct {
+	// PID is the process id as the host sees it (not a container's).
 	PID int
 	// StartTime is when the process started; with PID it tells a reused PID
 	// from the process that had it before. Zero when unknown.
-	StartTime      time.Time
+	StartTime time.Time
+	// ExecutableName is the executable's base name, e.g. "python3".
 	ExecutableName string
+	// ExecutablePath is the executable's full path.
 	ExecutablePath string
 	// Command is the command line; credentials in it are redacted.
 	Command string

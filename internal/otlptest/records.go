@@ -60,9 +60,9 @@ func (a Attributes) Strs(key string) []string {
 
 // Span is one received span with its resource and instrumentation scope.
 type Span struct {
-	Protocol     Protocol
+	Protocol     Protocol // the transport it arrived on
 	Resource     Attributes
-	Scope        string
+	Scope        string // instrumentation scope name
 	Name         string
 	Kind         tracepb.Span_SpanKind
 	TraceID      trace.TraceID
@@ -73,7 +73,7 @@ type Span struct {
 	Attributes   Attributes
 	Status       tracepb.Status_StatusCode
 	StatusMsg    string
-	Proto        *tracepb.Span
+	Proto        *tracepb.Span // everything else: events, links, flags
 }
 
 // MetricType is the shape of a metric's data.
@@ -118,17 +118,17 @@ type DataPoint struct {
 
 // LogRecord is one received log record with its resource and scope.
 type LogRecord struct {
-	Protocol     Protocol
+	Protocol     Protocol // the transport it arrived on
 	Resource     Attributes
-	Scope        string
-	EventName    string
+	Scope        string // instrumentation scope name
+	EventName    string // set on event records
 	Time         time.Time
 	ObservedTime time.Time
 	Severity     logspb.SeverityNumber
 	SeverityText string
 	Body         any
 	Attributes   Attributes
-	TraceID      trace.TraceID
+	TraceID      trace.TraceID // zero when emitted outside a span
 	SpanID       trace.SpanID
 	Proto        *logspb.LogRecord
 }
