@@ -145,13 +145,16 @@ func (c *Conn) Close(t time.Time) {
 	if c.closed {
 		return
 	}
+	// The response being read belongs to the oldest exchange, so it ends
+	// first and Done calls keep the order of the requests.
+	first := Ingress
 	if c.roles {
-		rh := c.half(other(c.reqDir))
-		rh.t = t
-		rh.close()
-		qh := c.half(c.reqDir)
-		qh.t = t
-		qh.close()
+		first = other(c.reqDir)
+	}
+	for _, d := range []Direction{first, other(first)} {
+		h := c.half(d)
+		h.t = t
+		h.close()
 	}
 	for len(c.pending) > 0 {
 		c.finish(c.pop(), ErrConnClosed)

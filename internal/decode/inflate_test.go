@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"testing"
 )
@@ -120,4 +121,47 @@ func TestInflateMatchesCompressFlate(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzInflate checks the push-based inflater against compress/flate: on
+// any stream that flate decodes, fed in any pieces, it must give the same
+// bytes and find the same end.
+func FuzzInflate(f *testing.F) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, level := range []int{flate.NoCompression, flate.BestSpeed, flate.BestCompression, flate.HuffmanOnly} {
+		var raw bytes.Buffer
+		fw, _ := flate.NewWriter(&raw, level)
+		fw.Write(sample(r, 3000))
+		fw.Flush()
+		fw.Write(sample(r, 500))
+		fw.Close()
+		f.Add(raw.Bytes(), []byte{1, 7, 200, 3, 90})
+	}
+	f.Fuzz(func(t *testing.T, comp, cuts []byte) {
+		want, werr := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(comp)), 1<<20))
+		s := &collectSink{limit: 1 << 22}
+		inf := new(inflater)
+		inf.reset()
+		inf.sink = s
+		var err error
+		done := false
+		rest := comp
+		for i := 0; len(rest) > 0 && err == nil && !done; i++ {
+			n := len(rest)
+			if i < len(cuts) {
+				n = min(n, int(cuts[i])+1)
+			}
+			_, done, err = inf.write(rest[:n])
+			rest = rest[n:]
+		}
+		if werr != nil || len(want) >= 1<<20 {
+			return
+		}
+		if err != nil || !done {
+			t.Fatalf("flate decodes %d bytes; inflater: done=%v err=%v", len(want), done, err)
+		}
+		if !bytes.Equal(s.buf, want) {
+			t.Fatalf("output differs: %d bytes, want %d", len(s.buf), len(want))
+		}
+	})
 }
