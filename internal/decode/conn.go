@@ -125,7 +125,9 @@ func (c *Conn) Feed(dir Direction, t time.Time, b []byte) {
 // length (Content-Length, or within a chunk) they are skipped and the body
 // marked truncated, and parsing stays in step. Anywhere else (a head, a
 // chunk-size line, a body delimited by close) the exchange ends with ErrGap
-// and the direction resynchronises at the next start line.
+// and the direction resynchronises at the next start line. A request cut
+// this way still pairs with its response, which is worth having (it holds
+// the usage); its Done comes when that response ends, with Err = ErrGap.
 func (c *Conn) Skip(dir Direction, t time.Time, n int) {
 	if n <= 0 {
 		return

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +20,25 @@ func TestFixtures(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			whole, wholeTL, _ := runFixture(t, f, runOpts{split: wholeFeeds})
 			checkGolden(t, f, itemTimes(f, whole))
+
+			// On a clean conversation every byte belongs to some message.
+			if whole.Stats == (Stats{}) && !strings.Contains(f.name, "100_continue") {
+				var fed, wire [2]int64
+				for _, op := range f.ops {
+					fed[op.dir] += int64(len(op.data))
+				}
+				for _, r := range whole.Records {
+					if r.Request != nil {
+						wire[Egress] += r.Request.Wire
+					}
+					if r.Response != nil {
+						wire[Ingress] += r.Response.Wire
+					}
+				}
+				if fed != wire {
+					t.Errorf("fed %v bytes, messages hold %v", fed, wire)
+				}
+			}
 
 			// One byte per Feed: the reference for when each thing completed.
 			single, singleTL, _ := runFixture(t, f, runOpts{split: singleBytes})

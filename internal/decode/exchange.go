@@ -83,7 +83,10 @@ type Limits struct {
 	// MaxHeaderBytes is the largest request or response head kept (default 64 KiB).
 	MaxHeaderBytes int
 	// MaxBodyBytes is the largest decoded body kept; the rest is skipped
-	// through and the body marked truncated (default 1 MiB).
+	// through and the body marked truncated (default 1 MiB). Decompression
+	// stops there too, so a small body that inflates hugely costs little.
+	// Streamed bodies are not bounded as a whole (they may last for
+	// minutes) but each event is, by MaxEventBytes.
 	MaxBodyBytes int
 	// MaxEventBytes is the largest single SSE event or NDJSON line kept; a
 	// longer one is delivered cut, with Truncated set (default 1 MiB).
