@@ -55,7 +55,7 @@
 // A valid traceparent (and tracestate) in the request makes the span a child
 // in the application's trace. When both ends of an exchange are on this host
 // the SERVER span becomes the child of the CLIENT span, whichever end reports
-// first; see pairing.go for how.
+// first; the pairing type explains how.
 //
 // Provider names are genai's: the conventions' values where they exist, and
 // ollama, vllm, llama_cpp, litellm and openai_compatible where they do not.
