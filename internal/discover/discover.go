@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/procfs"
 )
@@ -18,9 +19,10 @@ import (
 // Process is what is known of one observed process.
 type Process struct {
 	PID        int
-	StartTicks uint64 // start time in clock ticks since boot; tells a reused pid apart
-	Exe        string // absolute path of the executable, as the process's mount namespace sees it
-	ExeName    string // base name of Exe, or the kernel's comm when Exe is unreadable
+	StartTicks uint64    // start time in clock ticks since boot; tells a reused pid apart
+	StartTime  time.Time // start time as wall clock; zero when unknown
+	Exe        string    // absolute path of the executable, as the process's mount namespace sees it
+	ExeName    string    // base name of Exe, or the kernel's comm when Exe is unreadable
 	Cmdline    []string
 	// ServiceName is OTEL_SERVICE_NAME from the process's own environment,
 	// or the service.name in its OTEL_RESOURCE_ATTRIBUTES; empty when neither.
@@ -73,6 +75,9 @@ func (t *Table) inspect(pid int, comm string) *Process {
 	}
 	if st, err := proc.Stat(); err == nil {
 		p.StartTicks = st.Starttime
+		if sec, err := st.StartTime(); err == nil {
+			p.StartTime = time.Unix(0, int64(sec*1e9))
+		}
 		if comm == "" {
 			p.ExeName = st.Comm
 		}

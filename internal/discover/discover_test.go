@@ -5,8 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"time"
 	"testing"
+	"time"
 )
 
 func TestLookupRealProcess(t *testing.T) {

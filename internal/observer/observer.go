@@ -104,6 +104,7 @@ func DefaultIdentity(p *discover.Process) *export.Process {
 	}
 	return &export.Process{
 		PID:            p.PID,
+		StartTime:      p.StartTime,
 		ExecutableName: p.ExeName,
 		ExecutablePath: p.Exe,
 		Command:        joinArgs(p.Cmdline),
@@ -215,6 +216,9 @@ func (a *Agent) feed(c *conn, ev *capture.Event) {
 
 func (a *Agent) closeLocked(c *conn, t time.Time) {
 	c.dec.Close(t)
+	// Exchanges the decoder could not end (no request seen whole) still
+	// owe their calls an end.
+	c.asm.Close()
 	a.stats.RequestsIgnored.Add(uint64(c.asm.Stats().Ignored))
 	delete(a.conns, c.key)
 	a.stats.Conns.Add(-1)
