@@ -6,6 +6,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -165,8 +166,32 @@ func curlPost(t *testing.T, url, body string) *exec.Cmd {
 	return run(t, "curl", "-sS", "-o", "/dev/null", "-H", "Content-Type: application/json", "--data-binary", body, url)
 }
 
+// clientClock holds what the python client measured with its own clock.
+type clientClock struct {
+	Sent         float64  `json:"sent"`
+	FirstContent *float64 `json:"first_content"`
+}
+
+var (
+	clientClocksMu sync.Mutex
+	clientClocks   = map[int]clientClock{} // by pid
+)
+
 func python(t *testing.T, url, body string) *exec.Cmd {
-	return run(t, "python3", "testdata/client.py", url, body)
+	t.Helper()
+	cmd := exec.Command("python3", "testdata/client.py", url, body)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python3 client: %v\n%s", err, out)
+	}
+	var c clientClock
+	if err := json.Unmarshal(out, &c); err != nil {
+		t.Fatalf("python3 client output %q: %v", out, err)
+	}
+	clientClocksMu.Lock()
+	clientClocks[cmd.Process.Pid] = c
+	clientClocksMu.Unlock()
+	return cmd
 }
 
 // scenario is one LLM call made by a real client process.
@@ -287,6 +312,12 @@ func TestEndToEndOTLP(t *testing.T) {
 					t.Errorf("resource lacks service.name or host.name: %v", r)
 				}
 			}
+			// Both ends are on this host: the server's span is the child of
+			// the client's, in one trace.
+			if server.TraceID != client.TraceID || server.ParentSpanID != client.SpanID {
+				t.Errorf("server span (trace %s parent %s) is not the child of the client span (trace %s span %s)",
+					server.TraceID, server.ParentSpanID, client.TraceID, client.SpanID)
+			}
 			rec := srv.served(sc.model)
 			if rec == nil {
 				t.Fatal("server never saw the request")
@@ -332,14 +363,24 @@ func TestEndToEndOTLP(t *testing.T) {
 						t.Errorf("%s: no gen_ai.response.time_to_first_chunk", kind)
 						continue
 					}
-					// The server's own measure of its time to first content chunk.
+					// The ground truth is the process's own clock: the server's
+					// pacing for the server span and for curl (which cannot
+					// tell), the python client's own readings for its span.
 					wantTTFC := rec.contentTimes[0].Sub(rec.arrived).Seconds()
 					tol := 0.005
 					if sp == client {
 						tol = 0.008
+						clientClocksMu.Lock()
+						cc, ok := clientClocks[pids[sc.model]]
+						clientClocksMu.Unlock()
+						if ok && cc.FirstContent != nil {
+							wantTTFC = *cc.FirstContent - cc.Sent
+							tol = 0.005
+						}
 					}
 					if math.Abs(ttfc-wantTTFC) > tol {
-						t.Errorf("%s: time_to_first_chunk %.4fs, server paced %.4fs (tolerance %.0fms)", kind, ttfc, wantTTFC, tol*1000)
+						t.Errorf("%s: time_to_first_chunk %.4fs, server paced %.4fs (tolerance %.0fms); span start %v, server saw the request at %v and wrote the first chunk at %v",
+							kind, ttfc, wantTTFC, tol*1000, sp.Start.Format(time.StampMicro), rec.arrived.Format(time.StampMicro), rec.contentTimes[0].Format(time.StampMicro))
 					}
 				}
 			}

@@ -1,17 +1,24 @@
 # A real LLM client for the end-to-end tests, using only the standard
 # library: POSTs a JSON body and reads the response the way SDKs do (line by
-# line when streaming). Prints the number of bytes read.
+# line when streaming). Prints, as JSON, its own clock readings: when it sent
+# the request and when it read the first line carrying generated content.
 import json
 import sys
+import time
 import urllib.request
 
 url, body = sys.argv[1], sys.argv[2]
 req = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": "application/json"})
-n = 0
-with urllib.request.urlopen(req) as resp:
+# Build the opener first, so that the clock reading below is taken right
+# before the connection and the request, not before urllib's own set-up.
+opener = urllib.request.build_opener()
+sent = time.time()
+first = None
+with opener.open(req) as resp:
     if json.loads(body).get("stream"):
         for line in resp:
-            n += len(line)
+            if first is None and line.startswith(b"data: {") and b'"content":"' in line and b'"content":""' not in line:
+                first = time.time()
     else:
-        n = len(resp.read())
-print(n)
+        resp.read()
+print(json.dumps({"sent": sent, "first_content": first}))
