@@ -311,13 +311,11 @@ func FuzzNDJSON(f *testing.F) {
 	})
 }
 
-// TestWriteFuzzSeeds rewrites the seed corpora from the fixtures with
-// -update: every conversation becomes a FuzzHTTP seed, and every streamed
-// body a FuzzSSE or FuzzNDJSON seed.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if !*update {
-		t.Skip("run with -update to rewrite the seed corpora")
-	}
+// TestFuzzSeedsCurrent checks that the committed seed corpora are the ones
+// the fixtures make (every conversation a FuzzHTTP seed, every streamed body
+// a FuzzSSE or FuzzNDJSON seed), so fixtures and fuzzers cannot drift
+// apart; with -update it rewrites them.
+func TestFuzzSeedsCurrent(t *testing.T) {
 	edge := map[string]string{
 		"bom_crlf_comments": "\ufeff: hi\r\nretry: 10\r\nevent: a\r\nid: 7\r\ndata: x\r\ndata\r\n\r\n",
 		"cr_only":           "data: one\rdata:two\r\rid\r: c\r\rdata: three\r\r",
@@ -419,10 +417,18 @@ func writeSeed(t *testing.T, target, name string, args ...[]byte) {
 		fmt.Fprintf(&b, "[]byte(%s)\n", strconv.Quote(string(a)))
 	}
 	dir := filepath.Join("testdata", "fuzz", target)
+	path := filepath.Join(dir, "seed_"+name)
+	if !*update {
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != b.String() {
+			t.Errorf("seed corpus file %s is missing or stale: run go test -run TestFuzzSeedsCurrent -update ./internal/decode", path)
+		}
+		return
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "seed_"+name), []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

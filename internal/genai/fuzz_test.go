@@ -155,12 +155,10 @@ var usageSeeds = []string{
 	`{"model":"m","messages":[{"role":"tool","content":[{"type":"text","text":"t"}]}],"tools":[{"functionDeclarations":[{"name":"f"}]}],"stop":["a",1],"n":2.5,"seed":"x","temperature":"hot"}`,
 }
 
-// TestWriteFuzzSeeds refreshes the committed seed corpora from the
-// fixtures; it only writes with -update.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if !*update {
-		t.Skip("run with -update to rewrite the seed corpora")
-	}
+// TestFuzzSeedsCurrent checks that the committed seed corpora are the ones
+// the fixtures make, so a fixture change cannot leave the fuzzers behind;
+// with -update it rewrites them.
+func TestFuzzSeedsCurrent(t *testing.T) {
 	for name, prefix := range map[string]string{"FuzzOpenAIStream": "openai_chat", "FuzzOllamaStream": "ollama_chat", "FuzzAnthropicStream": "anthropic"} {
 		dir := filepath.Join("testdata", "fuzz", name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -177,9 +175,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 				b = fx.body
 			}
 			seed := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(b)))
-			if err := os.WriteFile(filepath.Join(dir, "seed_"+fx.name), []byte(seed), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			putSeed(t, filepath.Join(dir, "seed_"+fx.name), seed)
 		}
 	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzUsageJSON")
@@ -188,8 +184,22 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	for i, s := range usageSeeds {
 		seed := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(s))
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed_%d", i)), []byte(seed), 0o644); err != nil {
+		putSeed(t, filepath.Join(dir, fmt.Sprintf("seed_%d", i)), seed)
+	}
+}
+
+// putSeed writes a seed file with -update, and otherwise fails when the
+// committed one differs.
+func putSeed(t *testing.T, path, seed string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(seed), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		return
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != seed {
+		t.Errorf("seed corpus file %s is missing or stale: run go test -run TestFuzzSeedsCurrent -update ./internal/genai", path)
 	}
 }
