@@ -15,7 +15,9 @@ ARG GO_VERSION=1.26
 # The builder runs on the build machine's own platform and cross-compiles:
 # a pure-Go build needs no emulation for the target.
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
-ARG TARGETOS=linux
+# Set by BuildKit for each target platform; left empty by the legacy
+# builder, where go then builds for the machine it runs on.
+ARG TARGETOS
 ARG TARGETARCH
 ARG VERSION=dev
 WORKDIR /src
