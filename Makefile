@@ -10,8 +10,11 @@ FUZZTIME  ?= 30s
 
 .PHONY: build generate check-generated test run bench fuzz lint install uninstall clean
 
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+SYSTEMD_DIR ?= /etc/systemd/system
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BINARY) ./cmd/llm-observer
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BINARY) ./cmd/llm-observer
 
 # Rebuild the eBPF objects and their Go bindings (needs clang and libbpf-dev).
 generate:
@@ -51,6 +54,27 @@ fuzz:
 			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+# Installs the binary and the systemd unit and starts the service; settings
+# go in /etc/default/llm-observer. With DESTDIR set (packaging) it only
+# copies files.
+install: build
+	install -D -m 0755 $(BINARY) $(DESTDIR)$(PREFIX)/bin/llm-observer
+	install -d $(DESTDIR)$(SYSTEMD_DIR)
+	sed 's#/usr/local/bin/llm-observer#$(PREFIX)/bin/llm-observer#g' deploy/llm-observer.service \
+		> $(DESTDIR)$(SYSTEMD_DIR)/llm-observer.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_DIR)/llm-observer.service
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl daemon-reload && systemctl enable --now llm-observer; \
+	fi
+
+# Leaves /etc/default/llm-observer: it is the user's.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl disable --now llm-observer || true; \
+	fi
+	rm -f $(DESTDIR)$(SYSTEMD_DIR)/llm-observer.service $(DESTDIR)$(PREFIX)/bin/llm-observer
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 clean:
 	rm -rf bin test-output.log

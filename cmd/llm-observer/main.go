@@ -203,7 +203,12 @@ func run(args []string) error {
 		if err != nil {
 			return fmt.Errorf("health server: %w", err)
 		}
-		defer srv.Shutdown(context.Background())
+		defer func() {
+			// Bounded, so a hung scrape cannot eat the pod's grace period.
+			sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
 	}
 	pods := startKubernetes(ctx)
 	defer pods.Close()
