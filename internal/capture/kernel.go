@@ -20,7 +20,13 @@ func EnsureTracefs() error {
 	for _, p := range []string{tracefsPath, "/sys/kernel/debug/tracing"} {
 		if _, err := os.Stat(p + "/events"); err == nil {
 			return nil
+		} else if errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("tracefs at %s is not readable: run as root", p)
 		}
+	}
+	var fs unix.Statfs_t
+	if unix.Statfs(tracefsPath, &fs) == nil && fs.Type == unix.TRACEFS_MAGIC {
+		return fmt.Errorf("tracefs is mounted at %s but its events are missing: the kernel needs CONFIG_FTRACE_SYSCALLS=y", tracefsPath)
 	}
 	if err := unix.Mount("nodev", tracefsPath, "tracefs", 0, ""); err != nil {
 		return fmt.Errorf("tracefs is not mounted and mounting it at %s failed (run as root, or mount it: mount -t tracefs nodev %s): %w", tracefsPath, tracefsPath, err)
@@ -71,12 +77,18 @@ func Check() []Requirement {
 		add("syscall tracepoints", err, "syscalls/sys_enter_* and sys_exit_*")
 	}
 	err = features.HaveMapType(ebpf.RingBuf)
-	if err != nil {
+	switch {
+	case errors.Is(err, unix.EPERM):
+		err = errors.New("cannot tell: creating BPF maps is not permitted (run as root)")
+	case err != nil:
 		err = fmt.Errorf("BPF ring buffer unavailable (needs Linux 5.8+): %w", err)
 	}
 	add("ring buffer", err, "BPF_MAP_TYPE_RINGBUF")
 	err = features.HaveProgramType(ebpf.TracePoint)
-	if err != nil {
+	switch {
+	case errors.Is(err, unix.EPERM):
+		err = errors.New("cannot tell: loading BPF programs is not permitted (run as root)")
+	case err != nil:
 		err = fmt.Errorf("tracepoint programs unavailable: %w", err)
 	}
 	add("tracepoint programs", err, "BPF_PROG_TYPE_TRACEPOINT")
@@ -116,7 +128,7 @@ func explainLoadError(err error) error {
 	var ve *ebpf.VerifierError
 	switch {
 	case errors.Is(err, unix.EPERM):
-		return fmt.Errorf("the kernel refused to load eBPF programs (permission denied): run as root, or with CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN: %w", err)
+		return errors.New("the kernel refused to load eBPF programs (permission denied): run as root, or with CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN")
 	case errors.As(err, &ve):
 		last := ""
 		if n := len(ve.Log); n > 0 {
