@@ -294,15 +294,21 @@ func (p *Probe) attach() error {
 
 // Run reads records until ctx is done or the Probe is closed, calling handle
 // for each from this goroutine. The Event and its Data are reused after
-// handle returns.
+// handle returns. Run may be called again after it returns.
 func (p *Probe) Run(ctx context.Context, handle func(*Event)) error {
-	stop := context.AfterFunc(ctx, func() { p.reader.Close() })
-	defer stop()
 	var (
-		rec ringbuf.Record
-		ev  Event
+		rec  ringbuf.Record
+		ev   Event
+		done = ctx.Done()
 	)
 	for {
+		select {
+		case <-done:
+			return nil
+		default:
+		}
+		// The deadline bounds both how long records woken without a
+		// wake-up wait and how long a cancelled ctx goes unnoticed.
 		p.reader.SetDeadline(time.Now().Add(p.drain))
 		err := p.reader.ReadInto(&rec)
 		switch {
@@ -313,10 +319,7 @@ func (p *Probe) Run(ctx context.Context, handle func(*Event)) error {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			p.clock.maybeRecalibrate()
 		case errors.Is(err, ringbuf.ErrClosed):
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+			return nil
 		default:
 			return fmt.Errorf("read ring buffer: %w", err)
 		}

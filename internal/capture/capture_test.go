@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -21,9 +22,9 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-func startServer(t *testing.T) (port string, pid int) {
+func startServer(t *testing.T, host string) (port string, pid int) {
 	t.Helper()
-	cmd := exec.Command("python3", "testdata/echo_server.py")
+	cmd := exec.Command("python3", "testdata/echo_server.py", host)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +85,14 @@ func TestCaptureCurlAgainstPythonServer(t *testing.T) {
 		t.Fatalf("load: %v", err)
 	}
 	defer p.Close()
-	port, serverPID := startServer(t)
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		t.Run(host, func(t *testing.T) { testCapture(t, p, host) })
+	}
+}
+
+func testCapture(t *testing.T, p *Probe, host string) {
+	port, serverPID := startServer(t, host)
+	base := "http://" + net.JoinHostPort(host, port)
 
 	c := &collected{opens: map[ConnKey]*Event{}, closes: map[ConnKey]bool{}, streams: map[ConnKey]*[2]stream{}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -93,11 +101,11 @@ func TestCaptureCurlAgainstPythonServer(t *testing.T) {
 
 	body := `{"model":"m","prompt":"` + strings.Repeat("x", 40000) + `"}`
 	llm := exec.Command("curl", "-sS", "-o", "/dev/null", "-H", "Content-Type: application/json",
-		"--data-binary", body, "http://127.0.0.1:"+port+"/api/generate")
+		"--data-binary", body, "-g", base+"/api/generate")
 	if out, err := llm.CombinedOutput(); err != nil {
 		t.Fatalf("curl: %v: %s", err, out)
 	}
-	plain := exec.Command("curl", "-sS", "-o", "/dev/null", "http://127.0.0.1:"+port+"/index.html")
+	plain := exec.Command("curl", "-sS", "-o", "/dev/null", "-g", base+"/index.html")
 	if out, err := plain.CombinedOutput(); err != nil {
 		t.Fatalf("curl: %v: %s", err, out)
 	}
@@ -115,12 +123,12 @@ func TestCaptureCurlAgainstPythonServer(t *testing.T) {
 		switch {
 		case k.PID == uint32(llm.Process.Pid):
 			client = &k
-			if ev.Role != RoleClient || ev.Remote.Port() == 0 || fmt.Sprint(ev.Remote.Port()) != port {
+			if ev.Role != RoleClient || fmt.Sprint(ev.Remote.Port()) != port || ev.Remote.Addr().String() != host {
 				t.Errorf("client open: role %d remote %v, want client to port %s", ev.Role, ev.Remote, port)
 			}
 		case k.PID == uint32(serverPID):
 			server = &k
-			if ev.Role != RoleServer || fmt.Sprint(ev.Local.Port()) != port {
+			if ev.Role != RoleServer || fmt.Sprint(ev.Local.Port()) != port || ev.Local.Addr().String() != host {
 				t.Errorf("server open: role %d local %v, want server on port %s", ev.Role, ev.Local, port)
 			}
 		case k.PID == uint32(plain.Process.Pid):

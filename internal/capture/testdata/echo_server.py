@@ -1,6 +1,8 @@
 # A tiny HTTP/1.1 server for capture tests: answers every POST with a fixed
-# JSON body, on a port chosen by the kernel and printed on stdout.
+# JSON body, on the address given and a port chosen by the kernel, printed
+# on stdout.
 import http.server
+import socket
 import sys
 
 
@@ -28,6 +30,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+class Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+
+
+srv = Server((sys.argv[1], 0), Handler)
 print(srv.server_address[1], flush=True)
 srv.serve_forever()
