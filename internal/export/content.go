@@ -39,6 +39,8 @@ var builtinRedactions = []string{
 	`\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})`,
 	// api_key=… and x-api-key: … assignments of any provider.
 	`(?i)\b(?:x-api-key|api[_-]?key)["']?\s*[:=]\s*["']?[A-Za-z0-9_.-]{12,}`,
+	// Cookie headers (name=value pairs), e.g. in a curl command line.
+	`(?i)\b(?:set-)?cookie\s*:\s*[^\s;=]+=[^\s;]*(?:;\s*[^\s;=]+=?[^\s;]*)*`,
 	// PEM private keys, also when the end line was cut off.
 	`-----BEGIN [A-Z ]*PRIVATE KEY-----(?:[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----|[\s\S]*)`,
 	// E-mail addresses.

@@ -259,9 +259,13 @@ func TestRedactor(t *testing.T) {
 		{"-----BEGIN PRIVATE KEY-----\nMIIEow cut off", "[REDACTED]"},
 		{"mail jane.doe+llm@mail.example.co.uk now", "mail [REDACTED] now"},
 		{"the Project  Falcon launch", "the [REDACTED] launch"},
+		// A Cookie header as curl's command line carries it.
+		{"curl -H Cookie: session=abc123; csrftoken=def456 -d {}", "curl -H [REDACTED] -d {}"},
+		{"set-cookie:sid=0f9e8d", "[REDACTED]"},
 		// Ordinary text stays.
 		{"a task-management-system-for-everyone", "a task-management-system-for-everyone"},
 		{"the bearer of bad news", "the bearer of bad news"},
+		{"a cookie: chocolate chip", "a cookie: chocolate chip"},
 		{"version 1.2.3 at 10:04, 50% off @home", "version 1.2.3 at 10:04, 50% off @home"},
 	}
 	for _, tt := range tests {

@@ -36,7 +36,8 @@
 // parameters, gen_ai.request.stream, gen_ai.output.type,
 // gen_ai.request.choice.count when not 1, gen_ai.response.time_to_first_chunk,
 // the five gen_ai.usage.* counts, gen_ai.conversation.id, server.address and
-// server.port, error.type with status Error and the redacted error message,
+// server.port (the server the request's Host header names, else the
+// connection's), error.type with status Error and the redacted error message,
 // http.request.method, http.response.status_code, client.address and
 // client.port on SERVER spans, openai.* for provider openai), user.hash from
 // Call.EndUserHash (already a salted hash, never the id itself), rate-limit
@@ -100,12 +101,12 @@
 // log record in the span's context, or both. Every string in them (and every
 // error message, and the process command line) passes through the redaction
 // patterns first: API keys (sk-…, sk-ant-…, AIza…, GitHub tokens, api_key=…),
-// bearer tokens, AWS keys, JWTs, PEM private keys and e-mail addresses are
-// always replaced by [REDACTED], and Config.Redact adds more. Each attribute
-// is then capped at Config.ContentMaxBytes: the longest texts are cut to a
-// common length and end in "…[truncated]", whole old messages are dropped
-// when texts would become too short to mean anything, and the JSON stays
-// valid.
+// bearer tokens, Cookie headers, AWS keys, JWTs, PEM private keys and e-mail
+// addresses are always replaced by [REDACTED], and Config.Redact adds more.
+// Each attribute is then capped at Config.ContentMaxBytes: the longest texts
+// are cut to a common length and end in "…[truncated]", whole old messages
+// are dropped when texts would become too short to mean anything, and the
+// JSON stays valid.
 //
 // # Conventions version
 //

@@ -339,3 +339,19 @@ func TestSpansOffMetricsOn(t *testing.T) {
 		t.Errorf("%d trace requests with traces off", n)
 	}
 }
+
+// server.address is the server the request named (its Host header), not the
+// address the connection went to: the name, not the resolved IP.
+func TestServerAddressFromRequest(t *testing.T) {
+	c := chatStreamCall()
+	c.Endpoint.ServerAddress, c.Endpoint.ServerPort = "162.159.140.245", 443
+	c.ServerAddress, c.ServerPort = "api.openai.com", 8443
+	e, rcv := newTestExporter(t, otlptest.GRPC, nil)
+	end(e, curl, c)
+	shutdown(t, e)
+	want := map[string]any{"server.address": "api.openai.com", "server.port": 8443}
+	checkAttrs(t, "span", rcv.WaitSpans(t, 1, waitLong)[0].Attributes, want)
+	for _, p := range rcv.DataPoints("gen_ai.client.operation.duration") {
+		checkAttrs(t, "metric", p.Attributes, want)
+	}
+}

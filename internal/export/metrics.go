@@ -114,13 +114,27 @@ func (e *Exporter) metricAttrs(dst []attribute.KeyValue, c *genai.Call, ended bo
 	if ended && c.ResponseModel != "" {
 		dst = append(dst, semconv.GenAIResponseModelKey.String(c.ResponseModel))
 	}
-	if c.Endpoint.ServerAddress != "" {
-		dst = append(dst, semconv.ServerAddressKey.String(c.Endpoint.ServerAddress))
+	addr, port := serverAddress(c)
+	if addr != "" {
+		dst = append(dst, semconv.ServerAddressKey.String(addr))
 	}
-	if c.Endpoint.ServerPort > 0 {
-		dst = append(dst, semconv.ServerPortKey.Int(c.Endpoint.ServerPort))
+	if port > 0 {
+		dst = append(dst, semconv.ServerPortKey.Int(port))
 	}
 	return dst
+}
+
+// serverAddress is the server the request named (its Host header, as genai
+// read it), falling back to the connection's server end.
+func serverAddress(c *genai.Call) (string, int) {
+	addr, port := c.ServerAddress, c.ServerPort
+	if addr == "" {
+		addr = c.Endpoint.ServerAddress
+	}
+	if port <= 0 {
+		port = c.Endpoint.ServerPort
+	}
+	return addr, port
 }
 
 func (ins *instruments) side(c *genai.Call) *sideInstruments {
