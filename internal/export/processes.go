@@ -30,7 +30,9 @@ type Process struct {
 	ExecutableName string
 	// ExecutablePath is the executable's full path.
 	ExecutablePath string
-	// Command is the command line; credentials in it are redacted.
+	// Command is the command the process was started as (argv[0]); it is
+	// still passed through the redactor. The full command line is not
+	// taken: people pass credentials there (curl -H, -u).
 	Command string
 	// ServiceName is resolved by the agent (configuration, Kubernetes
 	// workload, else the executable name).

@@ -107,24 +107,18 @@ func DefaultIdentity(p *discover.Process) *export.Process {
 		StartTime:      p.StartTime,
 		ExecutableName: p.ExeName,
 		ExecutablePath: p.Exe,
-		Command:        joinArgs(p.Cmdline),
+		Command:        firstArg(p.Cmdline),
 		ServiceName:    name,
 	}
 }
 
-func joinArgs(args []string) string {
-	n := 0
-	for _, a := range args {
-		n += len(a) + 1
+// firstArg is the command a process was started as. The rest of the command
+// line stays on the host: it is where credentials get passed.
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
 	}
-	b := make([]byte, 0, n)
-	for i, a := range args {
-		if i > 0 {
-			b = append(b, ' ')
-		}
-		b = append(b, a...)
-	}
-	return string(b)
+	return args[0]
 }
 
 // Stats returns the agent's counters.
