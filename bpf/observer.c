@@ -9,7 +9,9 @@
  * with a configured LLM prefix (or a configured port) means TRACK; any other
  * HTTP request means RECHECK, where each later buffer is peeked for a request
  * line, because keep-alive clients reuse a connection for /api/tags and then
- * /api/chat; anything else goes to the skip cache.
+ * /api/chat; anything else goes to the skip cache. A connection that was
+ * open before the observer started may first be seen mid-message, so it gets
+ * a few buffers (or a response start, which means RECHECK) to show a request.
  */
 #include "kernel.h"
 #include <bpf/bpf_helpers.h>
@@ -23,6 +25,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define PREFIX_MAX 48	  /* longest configurable path prefix */
 #define PREFIXES_MAX 16	  /* configurable path prefixes */
 #define PEEK 8		  /* bytes read to recognise a request method */
+#define STRIKES_MAX 64	  /* buffers an older connection gets to show a request */
 
 enum verdict {
 	V_UNKNOWN = 0,
@@ -110,7 +113,9 @@ struct conn_state {
 	__u64 bytes[2];
 	__u8 verdict;
 	__u8 role;
-	__u8 pad[6];
+	__u8 fresh;   /* seen from connect/accept: its first bytes are a message start */
+	__u8 strikes; /* buffers of an older connection that did not start a request */
+	__u8 pad[4];
 };
 
 struct io_args {
@@ -295,7 +300,7 @@ static __always_inline void conn_reset(__u32 tgid, int fd, __u8 role)
 		skip_fd(&k);
 		return;
 	}
-	struct conn_state init = {.role = role};
+	struct conn_state init = {.role = role, .fresh = 1};
 	if (bpf_map_update_elem(&conns, &k, &init, BPF_ANY))
 		count(COUNTER_CONN_MAP_FULL, 1);
 }
@@ -464,8 +469,18 @@ static __always_inline bool classify(struct conn_key *k, struct conn_state *st, 
 			role = st->role;
 		track = true;
 	}
+	if (!track && st->verdict == V_UNKNOWN && head[0] == 'H' && head[1] == 'T' && head[2] == 'T' && head[3] == 'P' &&
+	    head[4] == '/' && head[5] == '1' && head[6] == '.') {
+		/* A response first: the observer started while a keep-alive
+		 * connection was mid-exchange. Its next request decides. */
+		st->verdict = V_RECHECK;
+		return false;
+	}
 	if (!track) {
-		if (st->verdict == V_UNKNOWN) {
+		/* A connection that predates the observer may be seen first in
+		 * the middle of a body: give it a few buffers to start a request
+		 * before dismissing it. */
+		if (st->verdict == V_UNKNOWN && (st->fresh || ++st->strikes >= STRIKES_MAX)) {
 			bpf_map_delete_elem(&conns, k);
 			skip_fd(k);
 		}

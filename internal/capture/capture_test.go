@@ -176,3 +176,61 @@ func TestCheckPassesHere(t *testing.T) {
 		}
 	}
 }
+
+// TestAttachMidExchange starts the observer while a keep-alive connection
+// waits for a response: the response is the first thing the kernel sees on
+// it, and the LLM call that follows on the same connection must be tracked.
+func TestAttachMidExchange(t *testing.T) {
+	requireRoot(t)
+	port, _ := startServer(t, "127.0.0.1")
+	client := exec.Command("python3", "testdata/keepalive_client.py", "127.0.0.1", port, "1.5")
+	out, err := client.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.Stderr = os.Stderr
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer client.Wait()
+	lines := bufio.NewReader(out)
+	if l, err := lines.ReadString('\n'); err != nil || l != "sent\n" {
+		t.Fatalf("client: %q %v", l, err)
+	}
+	p, err := Load(Config{})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	defer p.Close()
+	c := &collected{opens: map[ConnKey]*Event{}, closes: map[ConnKey]bool{}, streams: map[ConnKey]*[2]stream{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, c.handle) }()
+	if l, err := lines.ReadString('\n'); err != nil || l != "done\n" {
+		t.Fatalf("client: %q %v", l, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, ev := range c.opens {
+		if k.PID != uint32(client.Process.Pid) {
+			continue
+		}
+		s := c.streams[k]
+		if ev.Role != RoleClient || s == nil || !bytes.HasPrefix(s[Egress].Bytes(), []byte("POST /api/generate ")) {
+			t.Fatalf("tracked connection: role %d, egress %q", ev.Role, s[Egress].Bytes())
+		}
+		if bytes.Contains(s[Ingress].Bytes(), []byte("plain")) {
+			t.Error("the response that predates the LLM call was sent too")
+		}
+		return
+	}
+	for k, ev := range c.opens {
+		t.Logf("open %+v role %d comm %s local %v remote %v", k, ev.Role, ev.Comm, ev.Local, ev.Remote)
+	}
+	t.Fatalf("the LLM call after the straddling response was not tracked (client pid %d)", client.Process.Pid)
+}

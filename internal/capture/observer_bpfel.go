@@ -35,7 +35,9 @@ type observerConnState struct {
 	Bytes   [2]uint64
 	Verdict uint8
 	Role    uint8
-	Pad     [6]uint8
+	Fresh   uint8
+	Strikes uint8
+	Pad     [4]uint8
 }
 
 type observerCounter uint32

@@ -4,6 +4,7 @@
 import http.server
 import socket
 import sys
+import time
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -20,6 +21,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(float(self.headers.get("X-Delay", "2")))
         body = b"plain"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
