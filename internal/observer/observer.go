@@ -45,6 +45,7 @@ type Stats struct {
 	Conns           atomic.Int64  // connections followed now
 	ConnsOpened     atomic.Uint64
 	OpensMissed     atomic.Uint64 // data for a connection whose open record was lost
+	StaleEvents     atomic.Uint64 // records of a connection already replaced on its fd, dropped
 	CallsStarted    atomic.Uint64
 	CallsEnded      atomic.Uint64
 	CallsFailed     atomic.Uint64 // calls that ended with an error type
@@ -63,8 +64,15 @@ type Agent struct {
 
 	mu        sync.Mutex
 	conns     map[capture.ConnKey]*conn
+	byFD      map[pidFD]*conn // the newest connection on each fd
 	resources map[int]*export.Process
 	lastSweep time.Time
+}
+
+// pidFD is an fd of a process, which names one connection at a time.
+type pidFD struct {
+	pid uint32
+	fd  int32
 }
 
 type conn struct {
@@ -90,6 +98,7 @@ func New(cfg Config, procs *discover.Table, identity Identity, exp Exporter) *Ag
 		identity:  identity,
 		exp:       exp,
 		conns:     map[capture.ConnKey]*conn{},
+		byFD:      map[pidFD]*conn{},
 		resources: map[int]*export.Process{},
 		lastSweep: time.Now(),
 	}
@@ -129,6 +138,10 @@ func (a *Agent) Handle(ev *capture.Event) {
 	a.stats.Events.Add(1)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if !a.current(ev) {
+		a.stats.StaleEvents.Add(1)
+		return
+	}
 	switch ev.Kind {
 	case capture.Open:
 		if old := a.conns[ev.Conn]; old != nil {
@@ -147,6 +160,23 @@ func (a *Agent) Handle(ev *capture.Event) {
 			a.closeLocked(c, ev.Time)
 		}
 	}
+}
+
+// current reports whether ev belongs to the newest connection seen on its
+// fd, ending an older one there. The kernel numbers connections in the order
+// it starts tracking them, and an fd holds one socket at a time, so an older
+// connection still open here lost its close record (ring full, or the fd
+// replaced without a close call): a newer one means it is over.
+func (a *Agent) current(ev *capture.Event) bool {
+	cur := a.byFD[pidFD{ev.Conn.PID, ev.Conn.FD}]
+	switch {
+	case cur == nil || cur.key.ID == ev.Conn.ID:
+		return true
+	case cur.key.ID > ev.Conn.ID:
+		return false
+	}
+	a.closeLocked(cur, ev.Time)
+	return true
 }
 
 func (a *Agent) open(ev *capture.Event) *conn {
@@ -168,6 +198,7 @@ func (a *Agent) open(ev *capture.Event) *conn {
 	c.asm = genai.NewAssembler(&a.cfg.GenAI, ep, &callSink{a: a, proc: proc})
 	c.dec = decode.NewConn(a.cfg.Limits, c.asm)
 	a.conns[ev.Conn] = c
+	a.byFD[pidFD{ev.Conn.PID, ev.Conn.FD}] = c
 	a.stats.Conns.Add(1)
 	a.stats.ConnsOpened.Add(1)
 	return c
@@ -215,6 +246,9 @@ func (a *Agent) closeLocked(c *conn, t time.Time) {
 	c.asm.Close()
 	a.stats.RequestsIgnored.Add(uint64(c.asm.Stats().Ignored))
 	delete(a.conns, c.key)
+	if k := (pidFD{c.key.PID, c.key.FD}); a.byFD[k] == c {
+		delete(a.byFD, k)
+	}
 	a.stats.Conns.Add(-1)
 }
 

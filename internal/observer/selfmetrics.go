@@ -40,6 +40,7 @@ func SelfSamples(a *Agent, k KernelCounters) []SelfSample {
 		{Name: "llm_observer.dropped.bytes", Reason: "offset_gap", Help: "bytes lost before decoding", Value: float64(st.GapBytes.Load())},
 		{Name: "llm_observer.dropped.bytes", Reason: "duplicate", Help: "bytes lost before decoding", Value: float64(st.OverlapBytes.Load())},
 		{Name: "llm_observer.dropped.records", Reason: "open_missed", Help: "records lost or incomplete in the kernel", Value: float64(st.OpensMissed.Load())},
+		{Name: "llm_observer.dropped.records", Reason: "stale_connection", Help: "records lost or incomplete in the kernel", Value: float64(st.StaleEvents.Load())},
 	}
 	if k == nil {
 		return out
