@@ -26,6 +26,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define PREFIXES_MAX 16	  /* configurable path prefixes */
 #define PEEK 8		  /* bytes read to recognise a request method */
 #define STRIKES_MAX 64	  /* buffers an older connection gets to show a request */
+#define MSG_PEEK 2	  /* recv flag: the bytes stay queued for the next read */
 
 enum verdict {
 	V_UNKNOWN = 0,
@@ -657,9 +658,13 @@ int enter_read(struct syscall_enter_args *ctx)
 	return io_enter(ctx->args[0], ctx->args[1], 0, DIR_INGRESS);
 }
 
+/* A peek leaves the bytes queued: the read that consumes them records them,
+ * once, at their offset. */
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
 int enter_recvfrom(struct syscall_enter_args *ctx)
 {
+	if (ctx->args[3] & MSG_PEEK)
+		return 0;
 	return io_enter(ctx->args[0], ctx->args[1], 0, DIR_INGRESS);
 }
 
@@ -672,6 +677,8 @@ int enter_readv(struct syscall_enter_args *ctx)
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
 int enter_recvmsg(struct syscall_enter_args *ctx)
 {
+	if (ctx->args[2] & MSG_PEEK)
+		return 0;
 	return msg_enter(ctx->args[0], ctx->args[1], DIR_INGRESS);
 }
 
