@@ -457,15 +457,17 @@ static __always_inline bool classify(struct conn_key *k, struct conn_state *st, 
 	int off = request_path(head);
 	bool track = false;
 	if (off) {
-		track = llm_path(ptr, off, ret);
-		if (!track && !llm_port(k->fd, &role)) {
-			st->verdict = V_RECHECK;
-			return false;
-		}
 		if (role == ROLE_UNKNOWN)
 			role = a->dir == DIR_EGRESS ? ROLE_CLIENT : ROLE_SERVER;
+		track = llm_path(ptr, off, ret);
+		/* A connection in RECHECK already failed the port test. */
+		if (!track && (st->verdict == V_RECHECK || !llm_port(k->fd, &role))) {
+			st->verdict = V_RECHECK;
+			st->role = role;
+			return false;
+		}
 		track = true;
-	} else if (llm_port(k->fd, &role)) {
+	} else if (st->verdict == V_UNKNOWN && llm_port(k->fd, &role)) {
 		if (st->role != ROLE_UNKNOWN)
 			role = st->role;
 		track = true;
@@ -475,6 +477,7 @@ static __always_inline bool classify(struct conn_key *k, struct conn_state *st, 
 		/* A response first: the observer started while a keep-alive
 		 * connection was mid-exchange. Its next request decides. */
 		st->verdict = V_RECHECK;
+		st->role = a->dir == DIR_EGRESS ? ROLE_SERVER : ROLE_CLIENT;
 		return false;
 	}
 	if (!track) {
@@ -553,7 +556,13 @@ static __always_inline int io_enter(__u64 fd_arg, __u64 buf, __u64 iovcnt, __u8 
 	struct conn_key k = {.tgid = id >> 32, .fd = (__s32)fd_arg};
 	if (k.tgid == self_tgid)
 		return 0;
-	if (!conn_lookup(&k))
+	struct conn_state *st = conn_lookup(&k);
+	if (!st)
+		return 0;
+	/* On a connection waiting for an LLM request, responses cannot start
+	 * one: leave them without saving anything for the exit. */
+	if (st->verdict == V_RECHECK && st->role != ROLE_UNKNOWN &&
+	    dir == (st->role == ROLE_CLIENT ? DIR_INGRESS : DIR_EGRESS))
 		return 0;
 	struct io_args a = {
 		.ts_ns = bpf_ktime_get_ns(),

@@ -144,6 +144,9 @@ type Probe struct {
 	drain  time.Duration
 	clock  *clock
 
+	lastCommRaw [16]int8 // only touched by Run's goroutine
+	lastComm    string
+
 	mu     sync.Mutex
 	closed bool
 }
@@ -301,15 +304,17 @@ func (p *Probe) Run(ctx context.Context, handle func(*Event)) error {
 		ev   Event
 		done = ctx.Done()
 	)
+	// The deadline bounds both how long records written without a wake-up
+	// wait and how long a cancelled ctx goes unnoticed. It is renewed only
+	// when it expires: reading the clock per record would cost more than
+	// parsing it.
+	p.reader.SetDeadline(time.Now().Add(p.drain))
 	for {
 		select {
 		case <-done:
 			return nil
 		default:
 		}
-		// The deadline bounds both how long records woken without a
-		// wake-up wait and how long a cancelled ctx goes unnoticed.
-		p.reader.SetDeadline(time.Now().Add(p.drain))
 		err := p.reader.ReadInto(&rec)
 		switch {
 		case err == nil:
@@ -318,6 +323,7 @@ func (p *Probe) Run(ctx context.Context, handle func(*Event)) error {
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			p.clock.maybeRecalibrate()
+			p.reader.SetDeadline(time.Now().Add(p.drain))
 		case errors.Is(err, ringbuf.ErrClosed):
 			return nil
 		default:
@@ -337,7 +343,7 @@ func (p *Probe) parse(raw []byte, ev *Event) bool {
 		Kind:      Kind(h.Kind),
 		Conn:      ConnKey{PID: h.Pid, FD: h.Fd, ID: h.ConnId},
 		TID:       h.Tid,
-		Comm:      commString(&h.Comm),
+		Comm:      p.comm(&h.Comm),
 		Time:      p.clock.wall(h.TsNs),
 		Dir:       Direction(h.Dir),
 		Source:    Source(h.Source),
@@ -375,7 +381,13 @@ func connAddrs(ci *observerConnInfo) (local, remote netip.AddrPort) {
 	return netip.AddrPortFrom(l, ci.LocalPort), netip.AddrPortFrom(r, ci.RemotePort)
 }
 
-func commString(c *[16]int8) string {
+// comm returns the process name of a record as a string, reusing the last
+// one: records come in bursts from one process, and a fresh string per
+// record would be the parse's only allocation.
+func (p *Probe) comm(c *[16]int8) string {
+	if *c == p.lastCommRaw && p.lastComm != "" {
+		return p.lastComm
+	}
 	b := make([]byte, 0, 16)
 	for _, ch := range c {
 		if ch == 0 {
@@ -383,32 +395,44 @@ func commString(c *[16]int8) string {
 		}
 		b = append(b, byte(ch))
 	}
-	return string(b)
+	p.lastCommRaw, p.lastComm = *c, string(b)
+	return p.lastComm
 }
 
-// ForgetProcess drops the kernel state kept for a process that has exited:
-// its fds closed with it, without close calls the kernel side could see.
-func (p *Probe) ForgetProcess(pid uint32) error {
+// ForgetExited drops the kernel state of every process for which alive
+// says false, and returns how many connections it dropped. Processes exit
+// without close calls, so without this the state map would fill with the
+// sockets of every short-lived HTTP client.
+func (p *Probe) ForgetExited(alive func(pid uint32) bool) (int, error) {
 	var (
 		key   observerConnKey
 		state observerConnState
 		stale []observerConnKey
+		known = map[uint32]bool{}
 	)
 	it := p.objs.Conns.Iterate()
 	for it.Next(&key, &state) {
-		if key.Tgid == pid {
+		live, ok := known[key.Tgid]
+		if !ok {
+			live = alive(key.Tgid)
+			known[key.Tgid] = live
+		}
+		if !live {
 			stale = append(stale, key)
 		}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("iterate connections: %w", err)
+		return 0, fmt.Errorf("iterate connections: %w", err)
 	}
+	n := 0
 	for _, k := range stale {
-		if err := p.objs.Conns.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("forget connection of pid %d: %w", pid, err)
+		if err := p.objs.Conns.Delete(k); err == nil {
+			n++
+		} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return n, fmt.Errorf("forget connection of pid %d: %w", k.Tgid, err)
 		}
 	}
-	return nil
+	return n, nil
 }
 
 // Close detaches the programs and frees the kernel objects.

@@ -234,3 +234,76 @@ func TestAttachMidExchange(t *testing.T) {
 	}
 	t.Fatalf("the LLM call after the straddling response was not tracked (client pid %d)", client.Process.Pid)
 }
+
+// TestKeepAliveSwitchesToLLM: a fresh connection whose first request is not
+// an LLM call is tracked from its first LLM request on.
+func TestKeepAliveSwitchesToLLM(t *testing.T) {
+	requireRoot(t)
+	p, err := Load(Config{})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	defer p.Close()
+	port, _ := startServer(t, "127.0.0.1")
+	c := &collected{opens: map[ConnKey]*Event{}, closes: map[ConnKey]bool{}, streams: map[ConnKey]*[2]stream{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, c.handle) }()
+	client := exec.Command("python3", "testdata/keepalive_client.py", "127.0.0.1", port, "0")
+	if out, err := client.CombinedOutput(); err != nil {
+		t.Fatalf("client: %v\n%s", err, out)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	<-done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.opens {
+		if k.PID != uint32(client.Process.Pid) {
+			continue
+		}
+		s := c.streams[k]
+		if s == nil || !bytes.HasPrefix(s[Egress].Bytes(), []byte("POST /api/generate ")) || !bytes.HasSuffix(s[Ingress].Bytes(), []byte(`"done":true}`)) {
+			t.Fatalf("tracked from the wrong place: egress %.40q ingress %.40q", s[Egress].Bytes(), s[Ingress].Bytes())
+		}
+		return
+	}
+	t.Fatal("the LLM request after a plain one on the same connection was not tracked")
+}
+
+// TestForgetExited: a process killed with a connection open leaves kernel
+// state behind, which ForgetExited frees.
+func TestForgetExited(t *testing.T) {
+	requireRoot(t)
+	p, err := Load(Config{})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	defer p.Close()
+	port, _ := startServer(t, "127.0.0.1")
+	client := exec.Command("python3", "testdata/hold_client.py", "127.0.0.1", port)
+	out, err := client.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := bufio.NewReader(out).ReadString('\n'); err != nil || l != "ready\n" {
+		t.Fatalf("client: %q %v", l, err)
+	}
+	pid := uint32(client.Process.Pid)
+	alive := func(q uint32) bool { return q != pid }
+	if n, err := p.ForgetExited(func(uint32) bool { return true }); err != nil || n != 0 {
+		t.Fatalf("with every process alive: forgot %d, %v", n, err)
+	}
+	client.Process.Kill()
+	client.Wait()
+	n, err := p.ForgetExited(alive)
+	if err != nil || n == 0 {
+		t.Fatalf("after the kill: forgot %d, %v; want the client's connection", n, err)
+	}
+	if n, _ := p.ForgetExited(alive); n != 0 {
+		t.Errorf("a second sweep forgot %d more", n)
+	}
+}

@@ -51,6 +51,10 @@ type Stats struct {
 	CallsFailed     atomic.Uint64 // calls that ended with an error type
 	CallsTruncated  atomic.Uint64 // calls whose capture was incomplete
 	RequestsIgnored atomic.Uint64 // HTTP requests on tracked connections that were not LLM calls
+	// KernelConnsForgotten counts kernel connection states freed because
+	// their process exited without closing them.
+	KernelConnsForgotten atomic.Uint64
+	SweepErrors          atomic.Uint64 // failed walks of the kernel's connection map
 }
 
 // Agent is the data path. Handle is called from one goroutine (the ring
@@ -144,10 +148,15 @@ func (a *Agent) Handle(ev *capture.Event) {
 	}
 	switch ev.Kind {
 	case capture.Open:
-		if old := a.conns[ev.Conn]; old != nil {
-			a.closeLocked(old, ev.Time)
+		if a.conns[ev.Conn] != nil {
+			// Another thread's bytes beat the open record into the ring:
+			// the connection is the same, keep what it has decoded.
+			return
 		}
-		a.open(ev)
+		c := a.open(ev)
+		// The kernel counts both directions from zero when it starts
+		// tracking, so a first record past zero follows lost ones.
+		c.seen = [2]bool{true, true}
 	case capture.Data:
 		c := a.conns[ev.Conn]
 		if c == nil {
@@ -311,8 +320,11 @@ func (a *Agent) Run(ctx context.Context, p *capture.Probe) error {
 			case <-sweepCtx.Done():
 				return
 			case now := <-t.C:
-				for _, pid := range a.Sweep(now) {
-					_ = p.ForgetProcess(pid)
+				a.Sweep(now)
+				n, err := p.ForgetExited(func(pid uint32) bool { return a.procs.Alive(int(pid)) })
+				a.stats.KernelConnsForgotten.Add(uint64(n))
+				if err != nil {
+					a.stats.SweepErrors.Add(1)
 				}
 			}
 		}

@@ -103,6 +103,7 @@ func TestAgentConversations(t *testing.T) {
 		gapBytes  uint64
 		overlap   uint64
 		missed    uint64
+		noChunks  bool // the response never became readable
 	}{
 		{name: "whole", mutate: func(e []capture.Event) []capture.Event { return e }, outTokens: 2},
 		{
@@ -120,6 +121,22 @@ func TestAgentConversations(t *testing.T) {
 				return append(out, e[4:]...)
 			},
 			outTokens: 2, overlap: uint64(len(e3(key, t0).Data)),
+		},
+		{
+			name: "open record after the first data",
+			mutate: func(e []capture.Event) []capture.Event {
+				out := []capture.Event{e[1], e[0]}
+				return append(out, e[2:]...)
+			},
+			outTokens: 2, missed: 1,
+		},
+		{
+			name: "first response record lost",
+			mutate: func(e []capture.Event) []capture.Event {
+				out := append([]capture.Event{}, e[:2]...)
+				return append(out, e[3:]...)
+			},
+			truncated: true, outTokens: -1, gapBytes: uint64(len(chatResponseHead)), noChunks: true,
 		},
 		{
 			name: "final line lost in the ring",
@@ -152,7 +169,11 @@ func TestAgentConversations(t *testing.T) {
 			case tc.outTokens >= 0 && (c.Usage.OutputTokens == nil || *c.Usage.OutputTokens != tc.outTokens):
 				t.Errorf("output tokens %v, want %d", c.Usage.OutputTokens, tc.outTokens)
 			}
-			if ttfc, ok := c.TimeToFirstChunk(); !ok || ttfc != 110*time.Millisecond {
+			ttfc, ok := c.TimeToFirstChunk()
+			switch {
+			case tc.noChunks && ok:
+				t.Errorf("time to first chunk %v from a response whose head was lost", ttfc)
+			case !tc.noChunks && (!ok || ttfc != 110*time.Millisecond):
 				t.Errorf("time to first chunk %v (%v), want 110ms", ttfc, ok)
 			}
 			st := a.Stats()

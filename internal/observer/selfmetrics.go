@@ -41,6 +41,8 @@ func SelfSamples(a *Agent, k KernelCounters) []SelfSample {
 		{Name: "llm_observer.dropped.bytes", Reason: "duplicate", Help: "bytes lost before decoding", Value: float64(st.OverlapBytes.Load())},
 		{Name: "llm_observer.dropped.records", Reason: "open_missed", Help: "records lost or incomplete in the kernel", Value: float64(st.OpensMissed.Load())},
 		{Name: "llm_observer.dropped.records", Reason: "stale_connection", Help: "records lost or incomplete in the kernel", Value: float64(st.StaleEvents.Load())},
+		{Name: "llm_observer.kernel.connections.forgotten", Help: "kernel connection states freed after their process exited", Value: float64(st.KernelConnsForgotten.Load())},
+		{Name: "llm_observer.sweep.errors", Help: "failed walks of the kernel's connection map", Value: float64(st.SweepErrors.Load())},
 	}
 	if k == nil {
 		return out
