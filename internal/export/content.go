@@ -96,7 +96,7 @@ func (p *contentPolicy) attributes(c *genai.Call) []attribute.KeyValue {
 		return nil
 	}
 	var out []attribute.KeyValue
-	cut := false
+	cut := c.ContentTruncated
 	add := func(key attribute.Key, raw []byte, keepLast bool) {
 		s, c := p.encode(raw, keepLast)
 		out = append(out, key.String(s))

@@ -28,9 +28,16 @@ type Options struct {
 	// MaxContentChunks bounds Call.ContentChunks: the first ones are kept and
 	// the rest counted in ContentChunksDropped (default 100000).
 	MaxContentChunks int
+	// MaxOutputContentBytes bounds the output text and tool-call arguments
+	// kept per call with CaptureOutput (default 1 MiB); the rest is dropped
+	// at a word boundary and Call.ContentTruncated set.
+	MaxOutputContentBytes int
 }
 
-const defaultMaxContentChunks = 100000
+const (
+	defaultMaxContentChunks      = 100000
+	defaultMaxOutputContentBytes = 1 << 20
+)
 
 // maxPending bounds the calls one connection may have open at once; the
 // decoder pipelines fewer than this, so more means exchanges it never ended.
@@ -80,6 +87,9 @@ func NewAssembler(opts *Options, ep Endpoint, h Handler) *Assembler {
 	}
 	if a.opts.MaxContentChunks <= 0 {
 		a.opts.MaxContentChunks = defaultMaxContentChunks
+	}
+	if a.opts.MaxOutputContentBytes <= 0 {
+		a.opts.MaxOutputContentBytes = defaultMaxOutputContentBytes
 	}
 	return a
 }
@@ -212,6 +222,7 @@ func (a *Assembler) start(x *decode.Exchange) *callState {
 		last: req.End,
 	}
 	st.out.capture = a.opts.CaptureOutput
+	st.out.budget = a.opts.MaxOutputContentBytes
 	st.fam = spec.newFamily()
 	st.detectFromRequest(host, port, path, req.Header)
 

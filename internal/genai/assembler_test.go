@@ -256,6 +256,32 @@ func TestContentChunksBound(t *testing.T) {
 	}
 }
 
+// TestOutputContentBound checks that captured output stops at its byte
+// bound, at a word boundary, so that no secret is kept half.
+func TestOutputContentBound(t *testing.T) {
+	rec := &recorder{t: t}
+	a := NewAssembler(&Options{CaptureOutput: true, MaxOutputContentBytes: 40}, Endpoint{}, rec)
+	x := exchange("POST", "/api/generate", map[string]string{"Host": "localhost:11434"}, `{"model":"m","prompt":"p"}`, 0, nil, "")
+	a.Request(x)
+	x.HasResponse = true
+	x.Response = decode.Response{Status: 200, Stream: decode.NDJSON, Header: http.Header{}}
+	for _, w := range []string{"the key is ", "sk-proj-", "abcdefghijklmnopqrstuvwxyz", " and more ", "text"} {
+		a.Event(x, decode.StreamEvent{Time: fixtureBase, Data: []byte(`{"response":"` + w + `","done":false}`)})
+	}
+	a.Event(x, decode.StreamEvent{Time: fixtureBase, Data: []byte(`{"response":"","done":true,"eval_count":5}`)})
+	a.Done(x)
+	c := rec.ended[0]
+	if !c.ContentTruncated || len(c.OutputMessages) != 1 || len(c.OutputMessages[0].Parts) != 1 {
+		t.Fatalf("truncated %v, output %+v", c.ContentTruncated, c.OutputMessages)
+	}
+	if got := c.OutputMessages[0].Parts[0].Content; got != "the key is " {
+		t.Errorf("kept %q, want the text up to the word the bound cut", got)
+	}
+	if c.Usage.OutputTokens == nil || *c.Usage.OutputTokens != 5 {
+		t.Errorf("the usage after the bound was lost: %v", c.Usage.OutputTokens)
+	}
+}
+
 // TestPipelined checks that interleaved exchanges on one connection each
 // get their own call, matched by sequence number.
 func TestPipelined(t *testing.T) {

@@ -189,6 +189,10 @@ type Call struct {
 	RequestID   string            // x-request-id and the like
 	RateLimit   map[string]string // x-ratelimit-* and retry-after headers
 
+	// ContentTruncated: captured output content reached
+	// Options.MaxOutputContentBytes and the rest was not kept.
+	ContentTruncated bool
+
 	// Content, filled only when content capture is switched on.
 	SystemInstructions []Part
 	InputMessages      []Message

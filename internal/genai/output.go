@@ -27,6 +27,35 @@ const (
 type output struct {
 	capture bool
 	choices []outChoice
+	// budget is how many more bytes of text and arguments may be kept;
+	// past it the rest of the stream is only counted, so a response that
+	// streams for an hour cannot grow the assembler without bound.
+	budget  int
+	cut     bool
+	scratch []byte // unquoted delta, reused
+}
+
+// keep reports how much of n more bytes fits the budget and charges it.
+func (o *output) keep(n int) int {
+	if n > o.budget {
+		n = o.budget
+		o.cut = true
+	}
+	o.budget -= n
+	return n
+}
+
+// add appends up to the budget. When it cuts, it also drops the word the
+// cut fell in, from wherever that word began (possibly an earlier delta): a
+// half-kept secret would no longer match the exporter's redaction patterns.
+func (o *output) add(dst, more []byte) []byte {
+	n := o.keep(len(more))
+	dst = append(dst, more[:n]...)
+	if n < len(more) {
+		i := bytes.LastIndexAny(dst, " \t\n\r,.;:!?\"'()[]{}<>")
+		dst = dst[:i+1]
+	}
+	return dst
 }
 
 // outChoice is one choice (OpenAI), candidate (Gemini) or the single message
@@ -68,29 +97,27 @@ func (o *output) appendText(ch *outChoice, typ string, s span) {
 	if ch == nil || !o.capture || !s.hasText() {
 		return
 	}
-	if n := len(ch.parts); n > 0 && ch.parts[n-1].typ == typ && !ch.parts[n-1].keyed {
-		ch.parts[n-1].text = s.appendStr(ch.parts[n-1].text)
-		return
-	}
-	if len(ch.parts) >= maxPartsPerMsg {
-		return
-	}
-	ch.parts = append(ch.parts, outPart{typ: typ, text: s.appendStr(nil)})
+	o.scratch = s.appendStr(o.scratch[:0])
+	o.appendBytes(ch, typ, o.scratch)
 }
 
 // appendString is appendText for text already unquoted.
 func (o *output) appendString(ch *outChoice, typ, s string) {
-	if ch == nil || !o.capture || s == "" {
+	if ch == nil || !o.capture || s == "" || o.cut {
 		return
 	}
+	o.appendBytes(ch, typ, []byte(s))
+}
+
+func (o *output) appendBytes(ch *outChoice, typ string, s []byte) {
 	if n := len(ch.parts); n > 0 && ch.parts[n-1].typ == typ && !ch.parts[n-1].keyed {
-		ch.parts[n-1].text = append(ch.parts[n-1].text, s...)
+		ch.parts[n-1].text = o.add(ch.parts[n-1].text, s)
 		return
 	}
 	if len(ch.parts) >= maxPartsPerMsg {
 		return
 	}
-	ch.parts = append(ch.parts, outPart{typ: typ, text: []byte(s)})
+	ch.parts = append(ch.parts, outPart{typ: typ, text: o.add(nil, s)})
 }
 
 // keyed returns the part the stream calls key, creating it with typ.
@@ -120,7 +147,7 @@ func (o *output) newTool(ch *outChoice, id, name string, args span) {
 		return
 	}
 	p := outPart{typ: partToolCall, id: id, name: name}
-	if o.capture && args.nonEmpty() {
+	if o.capture && args.nonEmpty() && o.keep(len(args)) == len(args) {
 		if args[0] == '"' {
 			p.text = args.appendStr(nil)
 		} else {
@@ -137,24 +164,27 @@ func (o *output) newTool(ch *outChoice, id, name string, args span) {
 
 // appendArgs adds an arguments fragment to a tool-call part.
 func (o *output) appendArgs(p *outPart, s span) {
-	if p == nil || !o.capture {
+	if p == nil || !o.capture || o.cut {
 		return
 	}
-	p.text = s.appendStr(p.text)
+	o.scratch = s.appendStr(o.scratch[:0])
+	p.text = o.add(p.text, o.scratch)
 }
 
 // appendKeyedText adds a delta to a keyed text or reasoning part.
 func (o *output) appendKeyedText(p *outPart, s span) {
-	if p == nil || !o.capture {
+	if p == nil || !o.capture || o.cut {
 		return
 	}
-	p.text = s.appendStr(p.text)
+	o.scratch = s.appendStr(o.scratch[:0])
+	p.text = o.add(p.text, o.scratch)
 }
 
 // finish writes finish reasons, tool calls and (with capture) the output
 // messages into the call.
 func (o *output) finish(st *callState) {
 	c := st.c
+	c.ContentTruncated = c.ContentTruncated || o.cut
 	for i := range o.choices {
 		ch := &o.choices[i]
 		if !ch.used {
