@@ -345,6 +345,9 @@ func TestEndToEndOTLP(t *testing.T) {
 				case sc.errorType == "*" && et == "", sc.errorType != "" && sc.errorType != "*" && et != sc.errorType:
 					t.Errorf("%s: error.type = %q, want %q", kind, et, sc.errorType)
 				}
+				if sc.errorType == "rate_limit_exceeded" && !slices.Equal(a.Strs("http.response.header.retry-after"), []string{"2"}) {
+					t.Errorf("%s: http.response.header.retry-after = %v, want [2]", kind, a["http.response.header.retry-after"])
+				}
 				if (sc.errorType != "") != (sp.Status == tracepb.Status_STATUS_CODE_ERROR) {
 					t.Errorf("%s: status %v for error.type %q", kind, sp.Status, a.Str("error.type"))
 				}
