@@ -48,12 +48,27 @@ run: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# Every fuzz target for FUZZTIME each. Go 1.26's fuzzing engine can stop at
+# its deadline with "context deadline exceeded" and no failing input (Go
+# issue 75804, fixed in Go 1.27); that alone is not a finding. Any other
+# failure, or a new input written under testdata/fuzz, is.
 fuzz:
 	@for pkg in ./internal/decode ./internal/genai; do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+			echo "== $$pkg $$f"; \
+			before=$$(ls $$pkg/testdata/fuzz/$$f 2>/dev/null | wc -l); \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | tee fuzz-output.log; \
+			status=$${PIPESTATUS[0]}; \
+			after=$$(ls $$pkg/testdata/fuzz/$$f 2>/dev/null | wc -l); \
+			if [ $$status != 0 ]; then \
+				if [ $$after = $$before ] && grep -q 'context deadline exceeded' fuzz-output.log && ! grep -q 'Failing input' fuzz-output.log; then \
+					echo "$$f: stopped at the deadline without a failing input (Go issue 75804); not a finding"; \
+				else \
+					echo "$$f found a failure: see $$pkg/testdata/fuzz/$$f" >&2; rm -f fuzz-output.log; exit 1; \
+				fi; \
+			fi; \
 		done; \
-	done
+	done; rm -f fuzz-output.log
 
 # Installs the binary and the systemd unit and starts the service; settings
 # go in /etc/default/llm-observer. With DESTDIR set (packaging) it only
@@ -77,4 +92,4 @@ uninstall:
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 clean:
-	rm -rf bin test-output.log
+	rm -rf bin test-output.log fuzz-output.log
