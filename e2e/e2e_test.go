@@ -26,7 +26,10 @@ import (
 	"github.com/llm-observer/llm-observer/internal/otlptest"
 )
 
-var observerBin string
+var (
+	observerBin string
+	goClientBin string // a Go program calling the test server, built like the observer
+)
 
 // clockSlack is how far a kernel timestamp, converted to wall time, may
 // disagree with the same instant read by a process: bpf_ktime_get_ns reads
@@ -40,11 +43,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	observerBin = filepath.Join(dir, "llm-observer")
-	build := exec.Command("go", "build", "-o", observerBin, "../cmd/llm-observer")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build observer:", err)
-		os.Exit(1)
+	goClientBin = filepath.Join(dir, "goclient")
+	for bin, pkg := range map[string]string{observerBin: "../cmd/llm-observer", goClientBin: "./testdata/goclient"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -247,6 +253,11 @@ var scenarios = []scenario{
 		in: -1, out: -1, finish: []string{"length"}, stream: true,
 		call: func(t *testing.T, base string, sc scenario) *exec.Cmd {
 			return python(t, base+"/v1/chat/completions", `{"model":"`+sc.model+`","stream":true,"messages":[{"role":"user","content":"Say hello in French"}]}`)
+		}},
+	{name: "go openai chat stream", client: "goclient", operation: "chat", model: "mistral:go-stream-usage",
+		in: 9, out: 4, finish: []string{"length"}, stream: true,
+		call: func(t *testing.T, base string, sc scenario) *exec.Cmd {
+			return run(t, goClientBin, base+"/v1/chat/completions", `{"model":"`+sc.model+`","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Say hello in French"}]}`)
 		}},
 	{name: "python ollama generate", client: "python3", operation: "text_completion", model: "llama3.2:py-generate", provider: "ollama",
 		in: 7, out: 20, finish: []string{"length"},
