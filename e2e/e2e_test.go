@@ -296,24 +296,7 @@ func TestEndToEndOTLP(t *testing.T) {
 	serverPort := srv.url[strings.LastIndex(srv.url, ":")+1:]
 	// Only calls to this test's server count: the observer sees the whole
 	// host, where other LLM traffic may run at the same time.
-	ours := func() []otlptest.Span {
-		var out []otlptest.Span
-		for _, s := range recv.Spans() {
-			if p, _ := s.Attributes.Int("server.port"); fmt.Sprint(p) == serverPort {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	recv.Wait(t, 20*time.Second, fmt.Sprintf("%d spans", want), func() bool { return len(ours()) >= want })
-	time.Sleep(time.Second) // anything extra would arrive now
-	spans := ours()
-	if len(spans) != want {
-		for _, s := range spans {
-			t.Logf("span %q kind %v exe %s", s.Name, s.Kind, s.Resource.Str("process.executable.name"))
-		}
-		t.Fatalf("got %d spans, want exactly %d (non-LLM traffic must produce none)", len(spans), want)
-	}
+	spans := waitExactSpans(t, recv, serverPort, want)
 	self := filepath.Base(os.Args[0])
 
 	for _, sc := range scenarios {

@@ -429,24 +429,25 @@ func mustSpanID(t *testing.T, h string) trace.SpanID {
 	return id
 }
 
-// ours tells whether telemetry belongs to this test: a call to srv, or
+// ours tells whether telemetry belongs to this test: a call to its server's
+// port, or
 // anything of the test process itself (so that a span of, say, the OTLP
 // relay would count). LLM traffic of unrelated processes on the host, which
 // the observer rightly reports too, is left out.
-func ours(srv *familyServer, resource, attrs otlptest.Attributes) bool {
+func ours(serverPort string, resource, attrs otlptest.Attributes) bool {
 	port, _ := attrs.Int("server.port")
 	pid, _ := resource.Int("process.pid")
-	return strconv.FormatInt(port, 10) == srv.port || int(pid) == os.Getpid()
+	return strconv.FormatInt(port, 10) == serverPort || int(pid) == os.Getpid()
 }
 
 // waitExactSpans waits for n spans of this test, then a little longer, and
 // fails unless exactly n arrived.
-func waitExactSpans(t *testing.T, recv *otlptest.Receiver, srv *familyServer, n int) []otlptest.Span {
+func waitExactSpans(t *testing.T, recv *otlptest.Receiver, serverPort string, n int) []otlptest.Span {
 	t.Helper()
 	mine := func() []otlptest.Span {
 		var out []otlptest.Span
 		for _, s := range recv.Spans() {
-			if ours(srv, s.Resource, s.Attributes) {
+			if ours(serverPort, s.Resource, s.Attributes) {
 				out = append(out, s)
 			}
 		}
@@ -510,7 +511,7 @@ func TestFamilyStreams(t *testing.T) {
 	}
 	keepAliveCmd, ports := keepAliveClient(t, srv, keepAliveHeaders, chatBody(keepAliveModel1), chatBody(keepAliveModel2))
 
-	spans := waitExactSpans(t, recv, srv, 10)
+	spans := waitExactSpans(t, recv, srv.port, 10)
 	recv.WaitDataPoints(t, "gen_ai.server.time_to_first_token", 1, 10*time.Second)
 	obs.stop(t)
 
@@ -660,7 +661,7 @@ func TestFamilyStreams(t *testing.T) {
 		// export, so all points together count every client call once.
 		var calls uint64
 		for _, dp := range recv.DataPoints("gen_ai.client.operation.duration") {
-			if ours(srv, dp.Resource, dp.Attributes) {
+			if ours(srv.port, dp.Resource, dp.Attributes) {
 				calls += dp.Count
 			}
 		}
@@ -709,7 +710,7 @@ func TestContentCaptureSpans(t *testing.T) {
 		`{"model":"`+anthropicModel+`","max_tokens":256,"stream":true,"system":"You are terse.","messages":[{"role":"user","content":"Say hello"}]}`,
 		"x-api-key: "+secretAnthropic, "anthropic-version: 2023-06-01", "Cookie: "+secretCookie)
 
-	spans := waitExactSpans(t, recv, srv, 4)
+	spans := waitExactSpans(t, recv, srv.port, 4)
 	recv.WaitDataPoints(t, "gen_ai.client.operation.duration", 1, 10*time.Second)
 	obs.stop(t)
 
@@ -783,7 +784,7 @@ func TestContentToLogsOverHTTP(t *testing.T) {
 	headers := map[string]string{"Authorization": "Bearer " + secretBearer, "Cookie": secretCookie}
 	cmd, _ := keepAliveClient(t, srv, headers, string(body))
 
-	spans := waitExactSpans(t, recv, srv, 2)
+	spans := waitExactSpans(t, recv, srv.port, 2)
 	recv.WaitLogs(t, 2, 10*time.Second)
 	recv.WaitDataPoints(t, "gen_ai.client.operation.duration", 1, 10*time.Second)
 	obs.stop(t)
@@ -805,7 +806,7 @@ func TestContentToLogsOverHTTP(t *testing.T) {
 	t.Run("event records with content", func(t *testing.T) {
 		var logs []otlptest.LogRecord
 		for _, l := range recv.Logs() {
-			if ours(srv, l.Resource, l.Attributes) {
+			if ours(srv.port, l.Resource, l.Attributes) {
 				logs = append(logs, l)
 			}
 		}
