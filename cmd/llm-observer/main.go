@@ -230,8 +230,8 @@ func run(args []string) error {
 	if err := observer.RegisterSelfMetrics(exp.SelfMeter(), agent, probe); err != nil {
 		return err
 	}
-	if err := registerHealthMetrics(reg, agent, probe); err != nil {
-		return err
+	if err := reg.Register(newSelfCollector(agent, probe)); err != nil {
+		return fmt.Errorf("health metrics: %w", err)
 	}
 	ready.ready.Store(true)
 	fmt.Fprintf(os.Stderr, "llm-observer %s: watching %d path prefixes, exporting to %s\n",

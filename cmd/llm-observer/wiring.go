@@ -15,7 +15,6 @@ import (
 	"github.com/llm-observer/llm-observer/internal/capture"
 	"github.com/llm-observer/llm-observer/internal/discover"
 	"github.com/llm-observer/llm-observer/internal/export"
-	"github.com/llm-observer/llm-observer/internal/health"
 	"github.com/llm-observer/llm-observer/internal/k8s"
 	"github.com/llm-observer/llm-observer/internal/observer"
 )
@@ -65,29 +64,52 @@ func promName(s observer.SelfSample) string {
 	return name
 }
 
-// registerHealthMetrics publishes the agent's and the kernel's counters on
-// the health server's /metrics.
-func registerHealthMetrics(reg *health.Registry, agent *observer.Agent, probe observer.KernelCounters) error {
-	var errs []error
-	for i, s := range observer.SelfSamples(agent, probe) {
-		read := func() float64 {
-			samples := observer.SelfSamples(agent, probe)
-			if i < len(samples) {
-				return samples[i].Value
-			}
-			return 0
+// selfCollector serves the agent's and the kernel's counters on the health
+// server's /metrics, reading them all once per scrape.
+type selfCollector struct {
+	agent *observer.Agent
+	probe observer.KernelCounters
+	descs map[string]*prometheus.Desc // by Prometheus name
+}
+
+func newSelfCollector(agent *observer.Agent, probe observer.KernelCounters) *selfCollector {
+	c := &selfCollector{agent: agent, probe: probe, descs: map[string]*prometheus.Desc{}}
+	for _, s := range observer.SelfSamples(agent, probe) {
+		name := promName(s)
+		if c.descs[name] != nil {
+			continue
 		}
-		var labels prometheus.Labels
+		var labels []string
 		if s.Reason != "" {
-			labels = prometheus.Labels{"reason": s.Reason}
+			labels = []string{"reason"}
 		}
-		if s.Gauge {
-			errs = append(errs, reg.GaugeFunc(promName(s), s.Help, labels, read))
-		} else {
-			errs = append(errs, reg.CounterFunc(promName(s), s.Help, labels, read))
-		}
+		c.descs[name] = prometheus.NewDesc("llm_observer_"+name, s.Help, labels, nil)
 	}
-	return errors.Join(errs...)
+	return c
+}
+
+func (c *selfCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *selfCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range observer.SelfSamples(c.agent, c.probe) {
+		d := c.descs[promName(s)]
+		if d == nil {
+			continue
+		}
+		kind := prometheus.CounterValue
+		if s.Gauge {
+			kind = prometheus.GaugeValue
+		}
+		var labels []string
+		if s.Reason != "" {
+			labels = []string{s.Reason}
+		}
+		ch <- prometheus.MustNewConstMetric(d, kind, s.Value, labels...)
+	}
 }
 
 // readiness reports ready once the probes are attached and the data path runs.

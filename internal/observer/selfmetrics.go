@@ -67,24 +67,13 @@ func SelfSamples(a *Agent, k KernelCounters) []SelfSample {
 // RegisterSelfMetrics publishes SelfSamples through meter, read at each
 // collection so they cost nothing between exports.
 func RegisterSelfMetrics(meter metric.Meter, a *Agent, k KernelCounters) error {
-	names := map[string]SelfSample{}
-	var order []string
-	for _, s := range SelfSamples(a, nil) {
-		if _, ok := names[s.Name]; !ok {
-			order = append(order, s.Name)
-		}
-		names[s.Name] = s
-	}
-	for _, s := range SelfSamples(a, k) {
-		if _, ok := names[s.Name]; !ok {
-			order = append(order, s.Name)
-			names[s.Name] = s
-		}
-	}
 	counters := map[string]metric.Float64Observable{}
 	var obs []metric.Observable
-	for _, name := range order {
-		s := names[name]
+	for _, s := range SelfSamples(a, k) {
+		name := s.Name
+		if counters[name] != nil {
+			continue // another reason of the same counter
+		}
 		var (
 			inst metric.Float64Observable
 			err  error
