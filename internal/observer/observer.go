@@ -66,11 +66,12 @@ type Agent struct {
 	exp      Exporter
 	stats    Stats
 
-	mu        sync.Mutex
-	conns     map[capture.ConnKey]*conn
-	byFD      map[pidFD]*conn // the newest connection on each fd
+	mu sync.Mutex
+	// conns holds the newest connection on each fd: an fd names one socket
+	// at a time, and the kernel numbers connections in the order it starts
+	// tracking them.
+	conns     map[pidFD]*conn
 	resources map[int]*export.Process
-	lastSweep time.Time
 }
 
 // pidFD is an fd of a process, which names one connection at a time.
@@ -101,10 +102,8 @@ func New(cfg Config, procs *discover.Table, identity Identity, exp Exporter) *Ag
 		procs:     procs,
 		identity:  identity,
 		exp:       exp,
-		conns:     map[capture.ConnKey]*conn{},
-		byFD:      map[pidFD]*conn{},
+		conns:     map[pidFD]*conn{},
 		resources: map[int]*export.Process{},
-		lastSweep: time.Now(),
 	}
 }
 
@@ -142,50 +141,40 @@ func (a *Agent) Handle(ev *capture.Event) {
 	a.stats.Events.Add(1)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.current(ev) {
-		a.stats.StaleEvents.Add(1)
-		return
+	c := a.conns[pidFD{ev.Conn.PID, ev.Conn.FD}]
+	if c != nil && c.key.ID != ev.Conn.ID {
+		if c.key.ID > ev.Conn.ID {
+			// A late record of a connection a newer one has replaced.
+			a.stats.StaleEvents.Add(1)
+			return
+		}
+		// A newer connection on the fd: the older one lost its close
+		// record (ring full, or the fd replaced without a close call).
+		a.closeLocked(c, ev.Time)
+		c = nil
 	}
 	switch ev.Kind {
 	case capture.Open:
-		if a.conns[ev.Conn] != nil {
+		if c != nil {
 			// Another thread's bytes beat the open record into the ring:
 			// the connection is the same, keep what it has decoded.
 			return
 		}
-		c := a.open(ev)
+		c = a.open(ev)
 		// The kernel counts both directions from zero when it starts
 		// tracking, so a first record past zero follows lost ones.
 		c.seen = [2]bool{true, true}
 	case capture.Data:
-		c := a.conns[ev.Conn]
 		if c == nil {
 			a.stats.OpensMissed.Add(1)
 			c = a.open(ev)
 		}
 		a.feed(c, ev)
 	case capture.Close:
-		if c := a.conns[ev.Conn]; c != nil {
+		if c != nil {
 			a.closeLocked(c, ev.Time)
 		}
 	}
-}
-
-// current reports whether ev belongs to the newest connection seen on its
-// fd, ending an older one there. The kernel numbers connections in the order
-// it starts tracking them, and an fd holds one socket at a time, so an older
-// connection still open here lost its close record (ring full, or the fd
-// replaced without a close call): a newer one means it is over.
-func (a *Agent) current(ev *capture.Event) bool {
-	cur := a.byFD[pidFD{ev.Conn.PID, ev.Conn.FD}]
-	switch {
-	case cur == nil || cur.key.ID == ev.Conn.ID:
-		return true
-	case cur.key.ID > ev.Conn.ID:
-		return false
-	}
-	a.closeLocked(cur, ev.Time)
-	return true
 }
 
 func (a *Agent) open(ev *capture.Event) *conn {
@@ -206,8 +195,7 @@ func (a *Agent) open(ev *capture.Event) *conn {
 	c := &conn{key: ev.Conn}
 	c.asm = genai.NewAssembler(&a.cfg.GenAI, ep, &callSink{a: a, proc: proc})
 	c.dec = decode.NewConn(a.cfg.Limits, c.asm)
-	a.conns[ev.Conn] = c
-	a.byFD[pidFD{ev.Conn.PID, ev.Conn.FD}] = c
+	a.conns[pidFD{ev.Conn.PID, ev.Conn.FD}] = c
 	a.stats.Conns.Add(1)
 	a.stats.ConnsOpened.Add(1)
 	return c
@@ -254,10 +242,7 @@ func (a *Agent) closeLocked(c *conn, t time.Time) {
 	// owe their calls an end.
 	c.asm.Close()
 	a.stats.RequestsIgnored.Add(uint64(c.asm.Stats().Ignored))
-	delete(a.conns, c.key)
-	if k := (pidFD{c.key.PID, c.key.FD}); a.byFD[k] == c {
-		delete(a.byFD, k)
-	}
+	delete(a.conns, pidFD{c.key.PID, c.key.FD})
 	a.stats.Conns.Add(-1)
 }
 
@@ -283,7 +268,7 @@ func (a *Agent) Sweep(now time.Time) []uint32 {
 		}
 	}
 	for k, c := range a.conns {
-		if dead[int(k.PID)] {
+		if dead[int(k.pid)] {
 			a.closeLocked(c, now)
 		}
 	}
@@ -293,7 +278,6 @@ func (a *Agent) Sweep(now time.Time) []uint32 {
 		a.procs.Forget(pid)
 		pids = append(pids, uint32(pid))
 	}
-	a.lastSweep = now
 	return pids
 }
 
