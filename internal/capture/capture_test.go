@@ -78,6 +78,23 @@ func (c *collected) handle(ev *Event) {
 	}
 }
 
+// collect runs p into a new collection until the returned stop is called;
+// stop gives the ring a moment to drain and fails the test if Run failed.
+func collect(t *testing.T, p *Probe) (c *collected, stop func()) {
+	c = &collected{opens: map[ConnKey]*Event{}, closes: map[ConnKey]bool{}, streams: map[ConnKey]*[2]stream{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, c.handle) }()
+	return c, func() {
+		t.Helper()
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	}
+}
+
 func TestCaptureCurlAgainstPythonServer(t *testing.T) {
 	requireRoot(t)
 	p, err := Load(Config{})
@@ -94,10 +111,7 @@ func testCapture(t *testing.T, p *Probe, host string) {
 	port, serverPID := startServer(t, host)
 	base := "http://" + net.JoinHostPort(host, port)
 
-	c := &collected{opens: map[ConnKey]*Event{}, closes: map[ConnKey]bool{}, streams: map[ConnKey]*[2]stream{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, c.handle) }()
+	c, stop := collect(t, p)
 
 	body := `{"model":"m","prompt":"` + strings.Repeat("x", 40000) + `"}`
 	llm := exec.Command("curl", "-sS", "-o", "/dev/null", "-H", "Content-Type: application/json",
@@ -109,11 +123,7 @@ func testCapture(t *testing.T, p *Probe, host string) {
 	if out, err := plain.CombinedOutput(); err != nil {
 		t.Fatalf("curl: %v: %s", err, out)
 	}
-	time.Sleep(300 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
+	stop()
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -202,18 +212,11 @@ func TestAttachMidExchange(t *testing.T) {
 		t.Fatalf("load: %v", err)
 	}
 	defer p.Close()
-	c := &collected{opens: map[ConnKey]*Event{}, closes: map[ConnKey]bool{}, streams: map[ConnKey]*[2]stream{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, c.handle) }()
+	c, stop := collect(t, p)
 	if l, err := lines.ReadString('\n'); err != nil || l != "done\n" {
 		t.Fatalf("client: %q %v", l, err)
 	}
-	time.Sleep(200 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, ev := range c.opens {
@@ -245,17 +248,12 @@ func TestKeepAliveSwitchesToLLM(t *testing.T) {
 	}
 	defer p.Close()
 	port, _ := startServer(t, "127.0.0.1")
-	c := &collected{opens: map[ConnKey]*Event{}, closes: map[ConnKey]bool{}, streams: map[ConnKey]*[2]stream{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, c.handle) }()
+	c, stop := collect(t, p)
 	client := exec.Command("python3", "testdata/keepalive_client.py", "127.0.0.1", port, "0")
 	if out, err := client.CombinedOutput(); err != nil {
 		t.Fatalf("client: %v\n%s", err, out)
 	}
-	time.Sleep(200 * time.Millisecond)
-	cancel()
-	<-done
+	stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := range c.opens {

@@ -2,10 +2,8 @@ package capture
 
 import (
 	"bytes"
-	"context"
 	"os/exec"
 	"testing"
-	"time"
 )
 
 // TestPeekedBytesAreNotCaptured: recv and recvmsg with MSG_PEEK leave the
@@ -20,19 +18,12 @@ func TestPeekedBytesAreNotCaptured(t *testing.T) {
 	defer p.Close()
 	port, serverPID := startServer(t, "127.0.0.1")
 
-	c := &collected{opens: map[ConnKey]*Event{}, closes: map[ConnKey]bool{}, streams: map[ConnKey]*[2]stream{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, c.handle) }()
+	c, stop := collect(t, p)
 	client := exec.Command("python3", "testdata/peek_client.py", "127.0.0.1", port)
 	if out, err := client.CombinedOutput(); err != nil || string(out) != "done\n" {
 		t.Fatalf("client: %v: %s", err, out)
 	}
-	time.Sleep(300 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
