@@ -20,7 +20,6 @@ import (
 // which is the ground truth for the observer's timings.
 type familyServer struct {
 	t    *testing.T
-	srv  *http.Server
 	url  string
 	host string
 	port string
@@ -46,19 +45,14 @@ const (
 )
 
 func startFamilyServer(t *testing.T) *familyServer {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &familyServer{t: t, url: "http://" + ln.Addr().String(), log: map[string]*familyRecord{}}
-	s.host, s.port, _ = net.SplitHostPort(ln.Addr().String())
+	s := &familyServer{t: t, log: map[string]*familyRecord{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", s.anthropicMessages)
 	mux.HandleFunc("POST /v1/responses", s.responses)
 	mux.HandleFunc("POST /v1/chat/completions", s.chat)
-	s.srv = &http.Server{Handler: mux}
-	go s.srv.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
+	addr := serve(t, mux)
+	s.url = "http://" + addr
+	s.host, s.port, _ = net.SplitHostPort(addr)
 	return s
 }
 

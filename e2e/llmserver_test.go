@@ -24,7 +24,6 @@ type served struct {
 // like any other process (it only ignores itself).
 type llmServer struct {
 	t   *testing.T
-	srv *http.Server
 	url string
 
 	mu  sync.Mutex
@@ -36,12 +35,21 @@ const (
 	chunkGap        = 40 * time.Millisecond
 )
 
-func startLLMServer(t *testing.T) *llmServer {
+// serve runs handler on a loopback port until the test ends and returns the
+// address it listens on.
+func serve(t *testing.T, handler http.Handler) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &llmServer{t: t, url: "http://" + ln.Addr().String(), log: map[string]*served{}}
+	srv := &http.Server{Handler: handler}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+func startLLMServer(t *testing.T) *llmServer {
+	s := &llmServer{t: t, log: map[string]*served{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/chat", s.ollamaChat)
 	mux.HandleFunc("POST /api/generate", s.ollamaGenerate)
@@ -52,9 +60,7 @@ func startLLMServer(t *testing.T) *llmServer {
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, `{"stored":true}`)
 	})
-	s.srv = &http.Server{Handler: mux}
-	go s.srv.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
+	s.url = "http://" + serve(t, mux)
 	return s
 }
 
