@@ -322,6 +322,7 @@ func (e *Exporter) CallStarted(p *Process, c *genai.Call) {
 	if e.closed.Load() || !e.cfg.OTLP || c == nil {
 		return
 	}
+	c.ScrubCredentials(redactedText)
 	now := time.Now()
 	pt := e.procs.acquire(p, now)
 	defer e.procs.release(pt)
@@ -347,6 +348,9 @@ func (e *Exporter) CallEnded(p *Process, c *genai.Call) {
 	if e.closed.Load() || c == nil {
 		return
 	}
+	// Whatever the server echoed of the request's own credentials goes
+	// before anything of the call is printed or recorded.
+	c.ScrubCredentials(redactedText)
 	if e.console != nil {
 		e.console.print(p, c)
 	}

@@ -214,6 +214,7 @@ func (a *Assembler) start(x *decode.Exchange) *callState {
 	c.TraceParent = req.Header.Get("Traceparent")
 	c.TraceState = req.Header.Get("Tracestate")
 	c.RequestID = req.Header.Get("X-Request-Id") // a response's own id replaces it
+	c.Credentials = RequestCredentials(req.Header, query)
 	st := &callState{
 		seq:  x.Seq,
 		c:    c,

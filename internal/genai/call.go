@@ -186,6 +186,9 @@ type Call struct {
 
 	TraceParent string
 	TraceState  string
+	// Credentials are the request's own secret values, for scrubbing what
+	// the server echoes of them; never exported.
+	Credentials Credentials
 	RequestID   string            // x-request-id and the like
 	RateLimit   map[string]string // x-ratelimit-* and retry-after headers
 

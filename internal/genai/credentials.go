@@ -1,0 +1,256 @@
+package genai
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// credentialHeaders are the request headers whose whole value is a secret.
+// Authorization and Proxy-Authorization are read apart, as their value
+// starts with a scheme; Cookie apart, as it holds several values.
+var credentialHeaders = []string{
+	"Api-Key",                   // Azure OpenAI
+	"X-Api-Key",                 // Anthropic and many gateways
+	"X-Goog-Api-Key",            // Gemini
+	"Ocp-Apim-Subscription-Key", // Azure API Management in front of a model
+	"X-Auth-Token",
+}
+
+// credentialQueryKeys are the query parameters whose value is a secret
+// (lower case; Gemini takes ?key=).
+var credentialQueryKeys = []string{"key", "api_key", "api-key", "apikey", "access_token"}
+
+// Values shorter than minSecretBytes are never scrubbed: matched blindly,
+// "1", "true" or "en" from a cookie would be cut out of every text, and a
+// value that short is no secret worth the name. Values shorter than
+// anywhereSecretBytes are scrubbed only where they stand as a whole token
+// (no letter, digit, '-' or '_' either side), so a short cookie value such
+// as "abc123" is not cut out of the middle of a longer word. Longer values
+// are random enough that any occurrence is the value itself.
+const (
+	minSecretBytes      = 6
+	anywhereSecretBytes = 12
+)
+
+// Credentials are the secret values one request carried: the Authorization
+// token, API-key headers, each cookie value and key= query values. They
+// travel with the Call so that whatever the server echoes (a 401 body
+// quoting the key, say) can be scrubbed before export, and are never
+// exported themselves.
+type Credentials struct {
+	secrets []secret
+}
+
+type secret struct {
+	value string
+	whole bool // only where it stands as a whole token
+}
+
+// RequestCredentials collects the credential values of a request's header
+// and raw query (the part after '?'). The assembler fills Call.Credentials
+// with it.
+func RequestCredentials(h http.Header, query string) Credentials {
+	var c Credentials
+	for _, name := range []string{"Authorization", "Proxy-Authorization"} {
+		for _, v := range h.Values(name) {
+			c.addAuthorization(v)
+		}
+	}
+	for _, name := range credentialHeaders {
+		for _, v := range h.Values(name) {
+			c.add(v)
+		}
+	}
+	for _, line := range h.Values("Cookie") {
+		for _, pair := range strings.Split(line, ";") {
+			if _, v, ok := strings.Cut(pair, "="); ok {
+				c.add(strings.Trim(strings.TrimSpace(v), `"`))
+			}
+		}
+	}
+	if query != "" {
+		for _, pair := range strings.Split(query, "&") {
+			k, v, _ := strings.Cut(pair, "=")
+			if k, err := url.QueryUnescape(k); err != nil || !slices.Contains(credentialQueryKeys, strings.ToLower(k)) {
+				continue
+			}
+			c.add(v)
+			if u, err := url.QueryUnescape(v); err == nil {
+				c.add(u)
+			}
+		}
+	}
+	// Longest first, so that "Bearer tok" goes whole before "tok" alone.
+	slices.SortFunc(c.secrets, func(a, b secret) int { return len(b.value) - len(a.value) })
+	return c
+}
+
+// addAuthorization adds an Authorization value, its token after the scheme
+// and, for Basic, the decoded user:password and the password.
+func (c *Credentials) addAuthorization(v string) {
+	c.add(v)
+	scheme, token, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok {
+		return
+	}
+	token = strings.TrimSpace(token)
+	c.add(token)
+	if !strings.EqualFold(scheme, "basic") {
+		return
+	}
+	if raw, err := base64.StdEncoding.DecodeString(token); err == nil {
+		c.add(string(raw))
+		if _, pass, ok := strings.Cut(string(raw), ":"); ok {
+			c.add(pass)
+		}
+	}
+}
+
+// add records v, and its JSON-escaped forms where they differ, since raw
+// JSON (tool definitions, arguments) holds the value escaped.
+func (c *Credentials) add(v string) {
+	v = strings.TrimSpace(v)
+	if len(v) < minSecretBytes {
+		return
+	}
+	forms := []string{v}
+	if b, err := json.Marshal(v); err == nil {
+		forms = append(forms, string(b[1:len(b)-1]))
+	}
+	var buf strings.Builder
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) == nil {
+		s := strings.TrimSpace(buf.String())
+		forms = append(forms, s[1:len(s)-1])
+	}
+	for _, f := range forms {
+		s := secret{value: f, whole: len(f) < anywhereSecretBytes}
+		if !slices.Contains(c.secrets, s) {
+			c.secrets = append(c.secrets, s)
+		}
+	}
+}
+
+// Empty reports whether the request carried no credential worth scrubbing.
+func (c *Credentials) Empty() bool { return len(c.secrets) == 0 }
+
+// Scrub returns s with every credential value replaced by replacement.
+func (c *Credentials) Scrub(s, replacement string) string {
+	for _, sec := range c.secrets {
+		if len(s) < len(sec.value) || !strings.Contains(s, sec.value) {
+			continue
+		}
+		if !sec.whole {
+			s = strings.ReplaceAll(s, sec.value, replacement)
+			continue
+		}
+		s = replaceTokens(s, sec.value, replacement)
+	}
+	return s
+}
+
+// replaceTokens replaces the occurrences of v that stand as a whole token.
+func replaceTokens(s, v, replacement string) string {
+	var b strings.Builder
+	rest := s
+	for {
+		i := strings.Index(rest, v)
+		if i < 0 {
+			break
+		}
+		before := len(s) - len(rest) + i
+		after := before + len(v)
+		b.WriteString(rest[:i])
+		if (before == 0 || !tokenByte(s[before-1])) && (after == len(s) || !tokenByte(s[after])) {
+			b.WriteString(replacement)
+		} else {
+			b.WriteString(v)
+		}
+		rest = rest[i+len(v):]
+	}
+	if b.Len() == 0 {
+		return s
+	}
+	b.WriteString(rest)
+	return b.String()
+}
+
+func tokenByte(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_'
+}
+
+// ScrubCredentials replaces the request's own credential values in every
+// string of the call — error message, models, ids, tool calls, content,
+// headers kept — with replacement, and reports whether it changed any.
+// It walks the Call's fields by reflection so that a string field added
+// later is scrubbed without anyone remembering to.
+func (c *Call) ScrubCredentials(replacement string) bool {
+	if c == nil || c.Credentials.Empty() {
+		return false
+	}
+	creds := c.Credentials
+	return scrubValue(reflect.ValueOf(c).Elem(), &creds, replacement)
+}
+
+var credentialsType = reflect.TypeFor[Credentials]()
+
+func scrubValue(v reflect.Value, creds *Credentials, repl string) bool {
+	changed := false
+	switch v.Kind() {
+	case reflect.String:
+		if s := creds.Scrub(v.String(), repl); s != v.String() && v.CanSet() {
+			v.SetString(s)
+			changed = true
+		}
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			if v.Len() == 0 || !v.CanSet() {
+				return false
+			}
+			if s := creds.Scrub(string(v.Bytes()), repl); s != string(v.Bytes()) {
+				v.Set(reflect.ValueOf([]byte(s)).Convert(v.Type()))
+				changed = true
+			}
+			return changed
+		}
+		for i := range v.Len() {
+			changed = scrubValue(v.Index(i), creds, repl) || changed
+		}
+	case reflect.Array:
+		for i := range v.Len() {
+			changed = scrubValue(v.Index(i), creds, repl) || changed
+		}
+	case reflect.Map:
+		if v.Type().Elem().Kind() != reflect.String {
+			return false
+		}
+		iter := v.MapRange()
+		for iter.Next() {
+			if s := creds.Scrub(iter.Value().String(), repl); s != iter.Value().String() {
+				v.SetMapIndex(iter.Key(), reflect.ValueOf(s).Convert(v.Type().Elem()))
+				changed = true
+			}
+		}
+	case reflect.Pointer:
+		if !v.IsNil() && v.Elem().Kind() == reflect.Struct {
+			changed = scrubValue(v.Elem(), creds, repl)
+		}
+	case reflect.Struct:
+		if v.Type() == credentialsType {
+			return false
+		}
+		t := v.Type()
+		for i := range v.NumField() {
+			if t.Field(i).IsExported() {
+				changed = scrubValue(v.Field(i), creds, repl) || changed
+			}
+		}
+	}
+	return changed
+}
