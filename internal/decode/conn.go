@@ -10,6 +10,7 @@ const (
 	DefaultMaxBodyBytes   = 1 << 20
 	DefaultMaxEventBytes  = 1 << 20
 	DefaultMaxPending     = 16
+	DefaultMaxWindowBytes = 8 << 20
 )
 
 // Stats count what a Conn could not hand on whole, so that losses show up
@@ -34,10 +35,12 @@ type Stats struct {
 	TruncatedBodies int64
 	// TruncatedEvents counts stream events delivered cut at MaxEventBytes.
 	TruncatedEvents int64
-	// DecodeErrors counts gzip or deflate bodies that failed to decompress.
+	// DecodeErrors counts bodies that failed to decompress (gzip, deflate,
+	// br or zstd), or would have needed a history window over
+	// Limits.MaxWindowBytes.
 	DecodeErrors int64
 	// UnsupportedEncodings counts bodies left as sent because their
-	// Content-Encoding (br, zstd, stacked codings) is not decoded here.
+	// Content-Encoding (stacked codings, unknown ones) is not decoded here.
 	UnsupportedEncodings int64
 	// OrphanResponses counts responses whose request was not seen.
 	OrphanResponses int64
@@ -83,6 +86,9 @@ func NewConn(lim Limits, sink Sink) *Conn {
 	}
 	if lim.MaxPending <= 0 {
 		lim.MaxPending = DefaultMaxPending
+	}
+	if lim.MaxWindowBytes <= 0 {
+		lim.MaxWindowBytes = DefaultMaxWindowBytes
 	}
 	c := &Conn{lim: lim, sink: sink}
 	for i := range c.halves {

@@ -24,6 +24,8 @@ const (
 	identity coding = iota
 	gzipCoding
 	deflateCoding // zlib (RFC 1950) as the RFC says, or raw deflate as some servers send
+	brotliCoding
+	zstdCoding
 	unsupportedCoding
 )
 

@@ -1,6 +1,7 @@
 // Package decode turns the two byte streams of one TCP connection into HTTP
 // exchanges. It owns HTTP/1.1 framing (keep-alive, pipelining,
-// Content-Length, chunked, gzip and deflate) and the streaming formats
+// Content-Length, chunked, and the gzip, deflate, br and zstd content
+// codings) and the streaming formats
 // carried in a response body (SSE events and NDJSON lines), each stamped
 // with the time its last byte was seen. It hands complete requests, stream
 // events and finished exchanges to a Sink; it knows nothing of the kernel
@@ -96,6 +97,12 @@ type Limits struct {
 	// its body, so a connection holds at most about
 	// MaxPending*MaxBodyBytes of request bodies.
 	MaxPending int
+	// MaxWindowBytes is the largest history window a br or zstd body may
+	// need (default 8 MiB, what RFC 8878 asks every zstd decoder to
+	// support); such a body declares its window up front, and one needing
+	// more is not decoded but marked truncated and counted in DecodeErrors.
+	// gzip and deflate always use 32 KiB.
+	MaxWindowBytes int
 }
 
 // Request is an HTTP request as it crossed the connection.
@@ -129,8 +136,9 @@ type Response struct {
 	// otherwise each event went to Sink.Event and Body is empty.
 	Stream StreamKind
 	// Body is the decoded body when not streamed, at most
-	// Limits.MaxBodyBytes. A Content-Encoding other than gzip or deflate
-	// (br, zstd) is left as sent, and then the body is never streamed.
+	// Limits.MaxBodyBytes. A Content-Encoding other than gzip, deflate, br
+	// or zstd (or more than one of them) is left as sent, and then the
+	// body is never streamed.
 	Body []byte
 	// BodyTruncated says Body holds only a prefix of the body (as for
 	// Request), or for a stream that bytes were lost between events.

@@ -56,7 +56,7 @@ type half struct {
 	trunc     bool // the body lost bytes
 	full      bool // no more body bytes are decoded
 	kind      StreamKind
-	dec       *contentDecoder
+	dec       bodyDecoder
 	trailer   http.Header
 	sse       sseParser
 	nd        ndjsonParser
@@ -389,8 +389,8 @@ func (h *half) begin(x *exchange, fr framing, n int64, hdr http.Header, kind Str
 		return
 	}
 	switch cd := contentCoding(hdr["Content-Encoding"]); cd {
-	case gzipCoding, deflateCoding:
-		h.dec = newContentDecoder(cd, h)
+	case gzipCoding, deflateCoding, brotliCoding, zstdCoding:
+		h.dec = newBodyDecoder(cd, h, h.c.lim.MaxWindowBytes)
 	case unsupportedCoding:
 		// Kept as sent; the caller sees Content-Encoding in the header.
 		h.c.stats.UnsupportedEncodings++
@@ -416,8 +416,7 @@ func (h *half) bodyBytes(p []byte) {
 	}
 	if h.dec != nil {
 		if err := h.dec.write(p); err != nil {
-			h.c.stats.DecodeErrors++
-			h.truncate()
+			h.decodeFailed()
 		}
 		return
 	}
@@ -440,6 +439,16 @@ func (h *half) out(p []byte) bool {
 		return false
 	}
 	return true
+}
+
+// decodeFailed ends a body whose content coding broke. What was decoded of
+// a body kept whole is dropped: a decoder notices damage only some way past
+// it, and how far depends on how the bytes were cut, so the prefix may
+// already be wrong. Stream events already handed on stay delivered.
+func (h *half) decodeFailed() {
+	h.c.stats.DecodeErrors++
+	h.body = h.body[:0]
+	h.truncate()
 }
 
 // event hands a stream event of the current response to the sink.
@@ -702,8 +711,7 @@ func (h *half) endMessage(err error) {
 	x := h.x
 	if h.dec != nil && !h.detached && !h.full {
 		if e := h.dec.finish(); e != nil {
-			h.c.stats.DecodeErrors++
-			h.truncate()
+			h.decodeFailed()
 		}
 	}
 	if h.kind == NDJSON && !h.detached && !h.full {

@@ -307,6 +307,10 @@ func contentCoding(vals []string) coding {
 				k = gzipCoding
 			case strings.EqualFold(p, "deflate"):
 				k = deflateCoding
+			case strings.EqualFold(p, "br"):
+				k = brotliCoding
+			case strings.EqualFold(p, "zstd"):
+				k = zstdCoding
 			default:
 				return unsupportedCoding
 			}
