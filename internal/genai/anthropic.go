@@ -15,23 +15,23 @@ type anthropicCall struct {
 }
 
 type anthropicRequest struct {
-	Model         string   `json:"model"`
-	MaxTokens     optInt   `json:"max_tokens"`
-	System        span     `json:"system"`
-	Messages      span     `json:"messages"`
-	Temperature   optFloat `json:"temperature"`
-	TopP          optFloat `json:"top_p"`
-	TopK          optFloat `json:"top_k"`
-	StopSequences stopList `json:"stop_sequences"`
-	Stream        optBool  `json:"stream"`
-	Tools         span     `json:"tools"`
-	ServiceTier   string   `json:"service_tier"`
-	Metadata      struct {
-		UserID string `json:"user_id"`
-	} `json:"metadata"`
-	OutputFormat struct {
-		Type string `json:"type"`
-	} `json:"output_format"`
+	Model         string            `json:"model"`
+	MaxTokens     optInt            `json:"max_tokens"`
+	System        span              `json:"system"`
+	Messages      span              `json:"messages"`
+	Temperature   optFloat          `json:"temperature"`
+	TopP          optFloat          `json:"top_p"`
+	TopK          optFloat          `json:"top_k"`
+	StopSequences stopList          `json:"stop_sequences"`
+	Stream        optBool           `json:"stream"`
+	Tools         span              `json:"tools"`
+	ServiceTier   string            `json:"service_tier"`
+	Metadata      anthropicMetadata `json:"metadata"`
+	OutputFormat  typeOnly          `json:"output_format"`
+}
+
+type anthropicMetadata struct {
+	UserID string `json:"user_id"`
 }
 
 type anthropicBlock struct {
@@ -55,24 +55,26 @@ type anthropicMessage struct {
 }
 
 type anthropicEvent struct {
-	Type         span             `json:"type"`
-	Message      anthropicMessage `json:"message"`
-	Index        optInt           `json:"index"`
-	ContentBlock anthropicBlock   `json:"content_block"`
-	Delta        struct {
-		Type        span `json:"type"`
-		Text        span `json:"text"`
-		PartialJSON span `json:"partial_json"`
-		Thinking    span `json:"thinking"`
-		StopReason  span `json:"stop_reason"`
-	} `json:"delta"`
-	Usage wireUsage `json:"usage"`
-	Error span      `json:"error"`
+	Type         span                `json:"type"`
+	Message      anthropicMessage    `json:"message"`
+	Index        optInt              `json:"index"`
+	ContentBlock anthropicBlock      `json:"content_block"`
+	Delta        anthropicEventDelta `json:"delta"`
+	Usage        wireUsage           `json:"usage"`
+	Error        span                `json:"error"`
+}
+
+type anthropicEventDelta struct {
+	Type        span `json:"type"`
+	Text        span `json:"text"`
+	PartialJSON span `json:"partial_json"`
+	Thinking    span `json:"thinking"`
+	StopReason  span `json:"stop_reason"`
 }
 
 func (f *anthropicCall) request(st *callState, body []byte, _, _ string) bool {
 	var r anthropicRequest
-	if !decodeJSON(body, &r) {
+	if !st.json.decode(body, &r) {
 		return false
 	}
 	c := st.c
@@ -121,7 +123,7 @@ func (f *anthropicCall) event(st *callState, name string, data []byte, t time.Ti
 	}
 	e := &f.ev
 	*e = anthropicEvent{}
-	if !st.events.decode(data, e) {
+	if !st.json.decode(data, e) {
 		return false
 	}
 	typ := e.Type.str()
@@ -205,8 +207,9 @@ func (f *anthropicCall) body(st *callState, body []byte, t time.Time) bool {
 			return f.event(st, name, data, t, false)
 		})
 	}
-	var m anthropicMessage
-	if !decodeJSON(b, &m) {
+	m := &f.ev.Message
+	*m = anthropicMessage{}
+	if !st.json.decode(b, m) {
 		return false
 	}
 	if string(m.Type) == `"error"` || m.Error.nonEmpty() {

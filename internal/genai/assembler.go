@@ -274,8 +274,9 @@ type callState struct {
 	spec *apiSpec
 	fam  family
 	out  output
-	// events decodes the stream's events with one reused decoder.
-	events eventDecoder
+	// json reads the request, each stream event and the response body, one
+	// after another, reusing its buffers.
+	json jsonReader
 
 	providerRank int
 	headSeen     bool
@@ -348,14 +349,13 @@ func (st *callState) setEndUser(id string) {
 	st.c.EndUserHash = hex.EncodeToString(h[:])
 }
 
-// abandon ends a call whose exchange will never be completed.
+// abandon ends a call whose exchange will never be completed. What the
+// observer did not see is its loss, not the application's failure: the call
+// is marked truncated and keeps whatever outcome the wire already showed.
 func (st *callState) abandon() {
 	st.c.Truncated = true
 	st.fam.finish(st)
 	st.out.finish(st)
-	if st.c.ErrorType == "" {
-		st.c.ErrorType = errorOther
-	}
 	st.c.End = st.last
 }
 
@@ -396,9 +396,10 @@ func (st *callState) finish(x *decode.Exchange) {
 	case x.HasResponse && c.Status >= 400:
 		c.ErrorType = strconv.Itoa(c.Status)
 	case !x.HasResponse || (x.Err != nil && !st.terminal):
-		c.ErrorType = errorOther
-		if x.Err != nil {
-			c.ErrorMessage = x.Err.Error()
-		}
+		// Cut before its end: by a gap, a close, a dropped record or a
+		// limit, and a gap or lost records look just like a close from
+		// here. None of that is an error the wire showed, so the call is
+		// only marked truncated; error.type stays for what the server said.
+		c.Truncated = true
 	}
 }

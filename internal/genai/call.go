@@ -188,7 +188,7 @@ type Call struct {
 	TraceState  string
 	// Credentials are the request's own secret values, for scrubbing what
 	// the server echoes of them; never exported.
-	Credentials Credentials
+	Credentials Credentials       `json:"-"`
 	RequestID   string            // x-request-id and the like
 	RateLimit   map[string]string // x-ratelimit-* and retry-after headers
 

@@ -21,13 +21,15 @@ type geminiCall struct {
 }
 
 type geminiPart struct {
-	Text         span `json:"text"`
-	Thought      span `json:"thought"`
-	FunctionCall struct {
-		ID   span `json:"id"`
-		Name span `json:"name"`
-		Args span `json:"args"`
-	} `json:"functionCall"`
+	Text         span               `json:"text"`
+	Thought      span               `json:"thought"`
+	FunctionCall geminiFunctionCall `json:"functionCall"`
+}
+
+type geminiFunctionCall struct {
+	ID   span `json:"id"`
+	Name span `json:"name"`
+	Args span `json:"args"`
 }
 
 type geminiUsage struct {
@@ -39,39 +41,47 @@ type geminiUsage struct {
 }
 
 type geminiChunk struct {
-	Candidates []struct {
-		Content struct {
-			Role  span         `json:"role"`
-			Parts []geminiPart `json:"parts"`
-		} `json:"content"`
-		FinishReason span   `json:"finishReason"`
-		Index        optInt `json:"index"`
-	} `json:"candidates"`
-	UsageMetadata  span `json:"usageMetadata"`
-	ModelVersion   span `json:"modelVersion"`
-	ResponseID     span `json:"responseId"`
-	PromptFeedback struct {
-		BlockReason span `json:"blockReason"`
-	} `json:"promptFeedback"`
-	Error span `json:"error"`
+	Candidates     []geminiCandidate    `json:"candidates"`
+	UsageMetadata  span                 `json:"usageMetadata"`
+	ModelVersion   span                 `json:"modelVersion"`
+	ResponseID     span                 `json:"responseId"`
+	PromptFeedback geminiPromptFeedback `json:"promptFeedback"`
+	Error          span                 `json:"error"`
+}
+
+type geminiCandidate struct {
+	Content      geminiContent `json:"content"`
+	FinishReason span          `json:"finishReason"`
+	Index        optInt        `json:"index"`
+}
+
+type geminiContent struct {
+	Role  span         `json:"role"`
+	Parts []geminiPart `json:"parts"`
+}
+
+type geminiPromptFeedback struct {
+	BlockReason span `json:"blockReason"`
 }
 
 type geminiRequest struct {
-	Contents          span `json:"contents"`
-	SystemInstruction span `json:"systemInstruction"`
-	Tools             span `json:"tools"`
-	GenerationConfig  struct {
-		Temperature      optFloat `json:"temperature"`
-		TopP             optFloat `json:"topP"`
-		TopK             optFloat `json:"topK"`
-		MaxOutputTokens  optInt   `json:"maxOutputTokens"`
-		CandidateCount   optInt   `json:"candidateCount"`
-		StopSequences    stopList `json:"stopSequences"`
-		Seed             optInt   `json:"seed"`
-		PresencePenalty  optFloat `json:"presencePenalty"`
-		FrequencyPenalty optFloat `json:"frequencyPenalty"`
-		ResponseMimeType string   `json:"responseMimeType"`
-	} `json:"generationConfig"`
+	Contents          span         `json:"contents"`
+	SystemInstruction span         `json:"systemInstruction"`
+	Tools             span         `json:"tools"`
+	GenerationConfig  geminiConfig `json:"generationConfig"`
+}
+
+type geminiConfig struct {
+	Temperature      optFloat `json:"temperature"`
+	TopP             optFloat `json:"topP"`
+	TopK             optFloat `json:"topK"`
+	MaxOutputTokens  optInt   `json:"maxOutputTokens"`
+	CandidateCount   optInt   `json:"candidateCount"`
+	StopSequences    stopList `json:"stopSequences"`
+	Seed             optInt   `json:"seed"`
+	PresencePenalty  optFloat `json:"presencePenalty"`
+	FrequencyPenalty optFloat `json:"frequencyPenalty"`
+	ResponseMimeType string   `json:"responseMimeType"`
 }
 
 func (f *geminiCall) request(st *callState, body []byte, path, query string) bool {
@@ -79,7 +89,7 @@ func (f *geminiCall) request(st *callState, body []byte, path, query string) boo
 	c.RequestModel = modelFromPath(path)
 	c.Stream = strings.HasSuffix(path, ":streamGenerateContent")
 	var r geminiRequest
-	if !decodeJSON(body, &r) {
+	if !st.json.decode(body, &r) {
 		return false
 	}
 	g := &r.GenerationConfig
@@ -118,7 +128,7 @@ func (f *geminiCall) event(st *callState, _ string, data []byte, t time.Time, ti
 	}
 	ch := &f.chunk
 	*ch = geminiChunk{Candidates: reuse(ch.Candidates)}
-	if !st.events.decode(data, ch) {
+	if !st.json.decode(data, ch) {
 		return false
 	}
 	if f.fold(st) {
@@ -174,7 +184,7 @@ func (f *geminiCall) fold(st *callState) (content bool) {
 	}
 	if ch.UsageMetadata.nonEmpty() {
 		var u geminiUsage
-		if decodeJSON(ch.UsageMetadata, &u) {
+		if st.json.decode(ch.UsageMetadata, &u) {
 			f.usageChunks++
 			f.usage = u
 		}
@@ -201,8 +211,8 @@ func (f *geminiCall) body(st *callState, body []byte, t time.Time) bool {
 	}
 	if len(b) > 0 && b[0] == '[' {
 		// streamGenerateContent without alt=sse: the chunks as one array.
-		var items []span
-		if !decodeJSON(b, &items) {
+		var items spanList
+		if !st.json.decode(b, &items) {
 			return false
 		}
 		ok := true

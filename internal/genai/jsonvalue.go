@@ -53,11 +53,7 @@ func (s span) str() string {
 	if bytes.IndexByte(inner, '\\') < 0 {
 		return string(inner)
 	}
-	var out string
-	if json.Unmarshal(s, &out) != nil {
-		return ""
-	}
-	return out
+	return unquote(s)
 }
 
 // appendStr appends the unquoted string value to dst; other values are skipped.
@@ -69,11 +65,7 @@ func (s span) appendStr(dst []byte) []byte {
 	if bytes.IndexByte(inner, '\\') < 0 {
 		return append(dst, inner...)
 	}
-	var out string
-	if json.Unmarshal(s, &out) != nil {
-		return dst
-	}
-	return append(dst, out...)
+	return appendUnquoted(dst, s)
 }
 
 // setIfChanged stores the string value into *dst, allocating only when it
@@ -122,19 +114,51 @@ type optInt struct {
 
 // UnmarshalJSON accepts integers and integral floats (some servers send 12.0).
 func (o *optInt) UnmarshalJSON(b []byte) error {
+	o.set(b)
+	return nil
+}
+
+// set takes a JSON value's text, as UnmarshalJSON.
+func (o *optInt) set(b []byte) {
 	if len(b) == 0 || b[0] == 'n' || b[0] == '"' || b[0] == '{' || b[0] == '[' || b[0] == 't' || b[0] == 'f' {
-		return nil
+		return
+	}
+	if v, ok := smallInt(b); ok {
+		*o = optInt{v, true}
+		return
 	}
 	if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
 		*o = optInt{v, true}
-		return nil
+		return
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f > math.MaxInt64 || f < math.MinInt64 {
-		return nil
+		return
 	}
 	*o = optInt{int64(f), true}
-	return nil
+}
+
+// smallInt parses an optionally negative run of at most 18 digits, the
+// token counts and durations servers send, without strconv's string.
+func smallInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 func (o optInt) ptr() *int64 {
@@ -153,15 +177,20 @@ type optFloat struct {
 
 // UnmarshalJSON accepts any JSON number; other values leave it unset.
 func (o *optFloat) UnmarshalJSON(b []byte) error {
+	o.set(b)
+	return nil
+}
+
+// set takes a JSON value's text, as UnmarshalJSON.
+func (o *optFloat) set(b []byte) {
 	if len(b) == 0 || !(b[0] == '-' || (b[0] >= '0' && b[0] <= '9')) {
-		return nil
+		return
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil
+		return
 	}
 	*o = optFloat{f, true}
-	return nil
 }
 
 func (o optFloat) ptr() *float64 {
@@ -180,13 +209,18 @@ type optBool struct {
 
 // UnmarshalJSON accepts true and false; other values leave it unset.
 func (o *optBool) UnmarshalJSON(b []byte) error {
+	o.set(b)
+	return nil
+}
+
+// set takes a JSON value's text, as UnmarshalJSON.
+func (o *optBool) set(b []byte) {
 	switch string(b) {
 	case "true":
 		*o = optBool{true, true}
 	case "false":
 		*o = optBool{false, true}
 	}
-	return nil
 }
 
 // stopList is a stop parameter given as one string or a list of them.
@@ -194,26 +228,26 @@ type stopList []string
 
 // UnmarshalJSON accepts a string or an array of strings; other items are skipped.
 func (l *stopList) UnmarshalJSON(b []byte) error {
+	l.set(b)
+	return nil
+}
+
+// set takes a well-formed JSON value's text, as UnmarshalJSON.
+func (l *stopList) set(b []byte) {
 	switch {
 	case len(b) > 0 && b[0] == '"':
-		var s string
-		if json.Unmarshal(b, &s) == nil && s != "" {
+		if s := unquote(b); s != "" {
 			*l = stopList{s}
 		}
 	case len(b) > 0 && b[0] == '[':
-		var items []span
-		if json.Unmarshal(b, &items) != nil {
-			return nil
-		}
-		out := make(stopList, 0, len(items))
-		for _, it := range items {
-			if it.present() && it[0] == '"' {
-				out = append(out, it.str())
+		out := stopList{}
+		eachElement(b, func(it []byte) {
+			if it[0] == '"' {
+				out = append(out, span(it).str())
 			}
-		}
+		})
 		*l = out
 	}
-	return nil
 }
 
 // decodeJSON unmarshals b into v and reports whether b was well-formed JSON.
@@ -226,18 +260,6 @@ func decodeJSON(b []byte, v any) bool {
 	}
 	var te *json.UnmarshalTypeError
 	return errors.As(err, &te)
-}
-
-// countArray returns how many elements a JSON array holds (0 for anything else).
-func countArray(b span) int {
-	if len(b) == 0 || b[0] != '[' {
-		return 0
-	}
-	var items []skipValue
-	if json.Unmarshal(b, &items) != nil {
-		return 0
-	}
-	return len(items)
 }
 
 // skipValue parses and discards any JSON value without allocating.
@@ -349,51 +371,10 @@ func rawText(s string) json.RawMessage {
 }
 
 // reuse empties s for decoding into again, keeping its backing array.
-// encoding/json decodes into the old elements in place without zeroing
-// them, so they are cleared first.
+// Arrays are read into the old elements in place without zeroing them (as
+// encoding/json does), so they are cleared first.
 func reuse[T any](s []T) []T {
 	s = s[:cap(s)]
 	clear(s)
 	return s[:0]
-}
-
-// maxReusedEvent is the largest event decoded with a call's reusable
-// decoder; larger ones (rare) go through json.Unmarshal so that no call
-// keeps a big buffer for its whole stream.
-const maxReusedEvent = 64 << 10
-
-// eventDecoder decodes a stream's events one after another with one
-// json.Decoder, whose scanner and error-context stacks are reused: with
-// json.Unmarshal each event would allocate them afresh. Values decoded into
-// spans point into the decoder's buffer, valid until the next event.
-type eventDecoder struct {
-	r   bytes.Reader
-	dec *json.Decoder
-	off int64 // bytes handed to dec so far
-}
-
-// decode unmarshals one event's JSON into v, like decodeJSON.
-func (d *eventDecoder) decode(data []byte, v any) bool {
-	if len(data) > maxReusedEvent {
-		return decodeJSON(data, v)
-	}
-	if d.dec == nil {
-		d.r.Reset(nil)
-		d.dec = json.NewDecoder(&d.r)
-		d.off = 0
-	}
-	d.r.Reset(data)
-	d.off += int64(len(data))
-	err := d.dec.Decode(v)
-	if err != nil || d.dec.InputOffset() != d.off {
-		// Trailing bytes or a syntax error leave the decoder out of step
-		// with the event boundaries: start afresh next time.
-		d.dec = nil
-		if err == nil {
-			return false
-		}
-		var te *json.UnmarshalTypeError
-		return errors.As(err, &te)
-	}
-	return true
 }

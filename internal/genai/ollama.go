@@ -44,37 +44,41 @@ type ollamaRequest struct {
 }
 
 type ollamaToolCall struct {
-	ID       string `json:"id"`
-	Function struct {
-		Name      string `json:"name"`
-		Arguments span   `json:"arguments"`
-	} `json:"function"`
+	ID       string         `json:"id"`
+	Function ollamaFunction `json:"function"`
+}
+
+type ollamaFunction struct {
+	Name      string `json:"name"`
+	Arguments span   `json:"arguments"`
+}
+
+type ollamaMessage struct {
+	Role      span             `json:"role"`
+	Content   span             `json:"content"`
+	Thinking  span             `json:"thinking"`
+	ToolCalls []ollamaToolCall `json:"tool_calls"`
 }
 
 type ollamaLine struct {
-	Model   span `json:"model"`
-	Message struct {
-		Role      span             `json:"role"`
-		Content   span             `json:"content"`
-		Thinking  span             `json:"thinking"`
-		ToolCalls []ollamaToolCall `json:"tool_calls"`
-	} `json:"message"`
-	Response           span    `json:"response"`
-	Thinking           span    `json:"thinking"`
-	Done               optBool `json:"done"`
-	DoneReason         span    `json:"done_reason"`
-	TotalDuration      optInt  `json:"total_duration"`
-	LoadDuration       optInt  `json:"load_duration"`
-	PromptEvalCount    optInt  `json:"prompt_eval_count"`
-	PromptEvalDuration optInt  `json:"prompt_eval_duration"`
-	EvalCount          optInt  `json:"eval_count"`
-	EvalDuration       optInt  `json:"eval_duration"`
-	Error              span    `json:"error"`
+	Model              span          `json:"model"`
+	Message            ollamaMessage `json:"message"`
+	Response           span          `json:"response"`
+	Thinking           span          `json:"thinking"`
+	Done               optBool       `json:"done"`
+	DoneReason         span          `json:"done_reason"`
+	TotalDuration      optInt        `json:"total_duration"`
+	LoadDuration       optInt        `json:"load_duration"`
+	PromptEvalCount    optInt        `json:"prompt_eval_count"`
+	PromptEvalDuration optInt        `json:"prompt_eval_duration"`
+	EvalCount          optInt        `json:"eval_count"`
+	EvalDuration       optInt        `json:"eval_duration"`
+	Error              span          `json:"error"`
 }
 
 func (f *ollamaCall) request(st *callState, body []byte, path, _ string) bool {
 	var r ollamaRequest
-	if !decodeJSON(body, &r) {
+	if !st.json.decode(body, &r) {
 		return false
 	}
 	c := st.c
@@ -125,7 +129,7 @@ func (f *ollamaCall) event(st *callState, _ string, data []byte, t time.Time, ti
 	tools := reuse(l.Message.ToolCalls)
 	*l = ollamaLine{}
 	l.Message.ToolCalls = tools
-	if !st.events.decode(data, l) {
+	if !st.json.decode(data, l) {
 		return false
 	}
 	c := st.c

@@ -47,35 +47,25 @@ type chatRequest struct {
 	Stop                stopList `json:"stop"`
 	Tools               span     `json:"tools"`
 	Functions           span     `json:"functions"`
-	ResponseFormat      struct {
-		Type string `json:"type"`
-	} `json:"response_format"`
-	JSONSchema       span   `json:"json_schema"`
-	ServiceTier      string `json:"service_tier"`
-	User             string `json:"user"`
-	SafetyIdentifier string `json:"safety_identifier"`
+	ResponseFormat      typeOnly `json:"response_format"`
+	JSONSchema          span     `json:"json_schema"`
+	ServiceTier         string   `json:"service_tier"`
+	User                string   `json:"user"`
+	SafetyIdentifier    string   `json:"safety_identifier"`
 }
 
 // wireUsage is the union of the usage objects of OpenAI chat/completions,
 // Responses and Anthropic messages.
 type wireUsage struct {
-	PromptTokens        optInt `json:"prompt_tokens"`
-	CompletionTokens    optInt `json:"completion_tokens"`
-	PromptTokensDetails struct {
-		CachedTokens optInt `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-	CompletionTokensDetails struct {
-		ReasoningTokens optInt `json:"reasoning_tokens"`
-	} `json:"completion_tokens_details"`
+	PromptTokens            optInt           `json:"prompt_tokens"`
+	CompletionTokens        optInt           `json:"completion_tokens"`
+	PromptTokensDetails     cachedDetails    `json:"prompt_tokens_details"`
+	CompletionTokensDetails reasoningDetails `json:"completion_tokens_details"`
 
-	InputTokens        optInt `json:"input_tokens"`
-	OutputTokens       optInt `json:"output_tokens"`
-	InputTokensDetails struct {
-		CachedTokens optInt `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-	OutputTokensDetails struct {
-		ReasoningTokens optInt `json:"reasoning_tokens"`
-	} `json:"output_tokens_details"`
+	InputTokens         optInt           `json:"input_tokens"`
+	OutputTokens        optInt           `json:"output_tokens"`
+	InputTokensDetails  cachedDetails    `json:"input_tokens_details"`
+	OutputTokensDetails reasoningDetails `json:"output_tokens_details"`
 
 	CacheReadInputTokens     optInt `json:"cache_read_input_tokens"`
 	CacheCreationInputTokens optInt `json:"cache_creation_input_tokens"`
@@ -103,13 +93,28 @@ func (u *wireUsage) applyOpenAI(c *Call) {
 	}
 }
 
+type cachedDetails struct {
+	CachedTokens optInt `json:"cached_tokens"`
+}
+
+type reasoningDetails struct {
+	ReasoningTokens optInt `json:"reasoning_tokens"`
+}
+
+// typeOnly is an object of which only the type matters (response_format).
+type typeOnly struct {
+	Type string `json:"type"`
+}
+
 type chatToolDelta struct {
-	Index    optInt `json:"index"`
-	ID       span   `json:"id"`
-	Function struct {
-		Name      span `json:"name"`
-		Arguments span `json:"arguments"`
-	} `json:"function"`
+	Index    optInt       `json:"index"`
+	ID       span         `json:"id"`
+	Function chatFunction `json:"function"`
+}
+
+type chatFunction struct {
+	Name      span `json:"name"`
+	Arguments span `json:"arguments"`
 }
 
 type chatMessage struct {
@@ -177,7 +182,7 @@ type chatChunk struct {
 
 func (f *chatCall) request(st *callState, body []byte, path, _ string) bool {
 	var r chatRequest
-	if !decodeJSON(body, &r) {
+	if !st.json.decode(body, &r) {
 		return false
 	}
 	c := st.c
@@ -257,7 +262,7 @@ func (f *chatCall) event(st *callState, _ string, data []byte, t time.Time, time
 		st.terminal = true
 		return true
 	}
-	if !f.parse(st, data, true) {
+	if !f.parse(st, data) {
 		return false
 	}
 	if f.fold(st, true) {
@@ -267,13 +272,10 @@ func (f *chatCall) event(st *callState, _ string, data []byte, t time.Time, time
 }
 
 // parse decodes data into the reused chunk.
-func (f *chatCall) parse(st *callState, data []byte, event bool) bool {
+func (f *chatCall) parse(st *callState, data []byte) bool {
 	ch := &f.chunk
 	*ch = chatChunk{Choices: reuse(ch.Choices)}
-	if event {
-		return st.events.decode(data, ch)
-	}
-	return decodeJSON(data, ch)
+	return st.json.decode(data, ch)
 }
 
 // fold merges the parsed chunk into the call and reports whether it carried
@@ -352,11 +354,11 @@ func (f *chatCall) fold(st *callState, streamed bool) (content bool) {
 	}
 	if ch.Metrics.nonEmpty() {
 		st.setProvider(ProviderVLLM, rankEvidence)
-		applyVLLMMetrics(c, ch.Metrics)
+		applyVLLMMetrics(&st.json, c, ch.Metrics)
 	}
 	if ch.Timings.nonEmpty() {
 		st.setProvider(ProviderLlamaCpp, rankEvidence)
-		applyLlamaTimings(c, ch.Timings)
+		applyLlamaTimings(&st.json, c, ch.Timings)
 	}
 	return content
 }
@@ -426,7 +428,7 @@ func (f *chatCall) body(st *callState, body []byte, t time.Time) bool {
 			return f.event(st, name, data, t, false)
 		})
 	}
-	if !f.parse(st, b, false) {
+	if !f.parse(st, b) {
 		return false
 	}
 	f.fold(st, false)
@@ -447,9 +449,9 @@ func (f *chatCall) finish(st *callState) {
 }
 
 // applyVLLMMetrics takes vLLM's per-request metrics as server timings.
-func applyVLLMMetrics(c *Call, raw span) {
+func applyVLLMMetrics(r *jsonReader, c *Call, raw span) {
 	var m vllmMetrics
-	if !decodeJSON(raw, &m) {
+	if !r.decode(raw, &m) {
 		return
 	}
 	var t ServerTiming
@@ -471,9 +473,9 @@ func applyVLLMMetrics(c *Call, raw span) {
 
 // applyLlamaTimings takes llama.cpp's timings as server timings: prompt
 // processing stands in for time to first token.
-func applyLlamaTimings(c *Call, raw span) {
+func applyLlamaTimings(r *jsonReader, c *Call, raw span) {
 	var m llamaTimings
-	if !decodeJSON(raw, &m) {
+	if !r.decode(raw, &m) {
 		return
 	}
 	var t ServerTiming

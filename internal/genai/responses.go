@@ -14,55 +14,61 @@ type responsesCall struct {
 }
 
 type responsesRequest struct {
-	Model              string   `json:"model"`
-	Input              span     `json:"input"`
-	Instructions       span     `json:"instructions"`
-	Stream             optBool  `json:"stream"`
-	MaxOutputTokens    optInt   `json:"max_output_tokens"`
-	Temperature        optFloat `json:"temperature"`
-	TopP               optFloat `json:"top_p"`
-	Tools              span     `json:"tools"`
-	ServiceTier        string   `json:"service_tier"`
-	User               string   `json:"user"`
-	SafetyIdentifier   string   `json:"safety_identifier"`
-	PreviousResponseID string   `json:"previous_response_id"`
-	Conversation       span     `json:"conversation"`
-	Text               struct {
-		Format struct {
-			Type string `json:"type"`
-		} `json:"format"`
-	} `json:"text"`
+	Model              string        `json:"model"`
+	Input              span          `json:"input"`
+	Instructions       span          `json:"instructions"`
+	Stream             optBool       `json:"stream"`
+	MaxOutputTokens    optInt        `json:"max_output_tokens"`
+	Temperature        optFloat      `json:"temperature"`
+	TopP               optFloat      `json:"top_p"`
+	Tools              span          `json:"tools"`
+	ServiceTier        string        `json:"service_tier"`
+	User               string        `json:"user"`
+	SafetyIdentifier   string        `json:"safety_identifier"`
+	PreviousResponseID string        `json:"previous_response_id"`
+	Conversation       span          `json:"conversation"`
+	Text               responsesText `json:"text"`
+}
+
+type responsesText struct {
+	Format typeOnly `json:"format"`
+}
+
+type responsesIncomplete struct {
+	Reason span `json:"reason"`
 }
 
 type responsesItem struct {
-	Type      span `json:"type"`
-	ID        span `json:"id"`
-	CallID    span `json:"call_id"`
-	Name      span `json:"name"`
-	Arguments span `json:"arguments"`
-	Content   []struct {
-		Type    string `json:"type"`
-		Text    span   `json:"text"`
-		Refusal span   `json:"refusal"`
-	} `json:"content"`
-	Summary []struct {
-		Text span `json:"text"`
-	} `json:"summary"`
+	Type      span               `json:"type"`
+	ID        span               `json:"id"`
+	CallID    span               `json:"call_id"`
+	Name      span               `json:"name"`
+	Arguments span               `json:"arguments"`
+	Content   []responsesContent `json:"content"`
+	Summary   []responsesSummary `json:"summary"`
+}
+
+type responsesContent struct {
+	Type    string `json:"type"`
+	Text    span   `json:"text"`
+	Refusal span   `json:"refusal"`
+}
+
+type responsesSummary struct {
+	Text span `json:"text"`
 }
 
 type responsesObject struct {
-	ID                span      `json:"id"`
-	Model             span      `json:"model"`
-	Status            span      `json:"status"`
-	ServiceTier       span      `json:"service_tier"`
-	Usage             wireUsage `json:"usage"`
-	Error             span      `json:"error"`
-	IncompleteDetails struct {
-		Reason span `json:"reason"`
-	} `json:"incomplete_details"`
-	Conversation span            `json:"conversation"`
-	Metrics      span            `json:"metrics"`
-	Output       []responsesItem `json:"output"`
+	ID                span                `json:"id"`
+	Model             span                `json:"model"`
+	Status            span                `json:"status"`
+	ServiceTier       span                `json:"service_tier"`
+	Usage             wireUsage           `json:"usage"`
+	Error             span                `json:"error"`
+	IncompleteDetails responsesIncomplete `json:"incomplete_details"`
+	Conversation      span                `json:"conversation"`
+	Metrics           span                `json:"metrics"`
+	Output            []responsesItem     `json:"output"`
 }
 
 type responsesEvent struct {
@@ -80,7 +86,7 @@ type responsesEvent struct {
 
 func (f *responsesCall) request(st *callState, body []byte, _, _ string) bool {
 	var r responsesRequest
-	if !decodeJSON(body, &r) {
+	if !st.json.decode(body, &r) {
 		return false
 	}
 	c := st.c
@@ -137,7 +143,7 @@ func (f *responsesCall) event(st *callState, name string, data []byte, t time.Ti
 	}
 	e := &f.ev
 	*e = responsesEvent{}
-	if !st.events.decode(data, e) {
+	if !st.json.decode(data, e) {
 		return false
 	}
 	typ := e.Type.str()
@@ -251,7 +257,7 @@ func (f *responsesCall) object(st *callState, r *responsesObject, final bool) {
 	}
 	if r.Metrics.nonEmpty() {
 		st.setProvider(ProviderVLLM, rankEvidence)
-		applyVLLMMetrics(c, r.Metrics)
+		applyVLLMMetrics(&st.json, c, r.Metrics)
 	}
 }
 
@@ -263,8 +269,9 @@ func (f *responsesCall) body(st *callState, body []byte, t time.Time) bool {
 			return f.event(st, name, data, t, false)
 		})
 	}
-	var r responsesObject
-	if !decodeJSON(b, &r) {
+	r := &f.ev.Response
+	*r = responsesObject{}
+	if !st.json.decode(b, r) {
 		return false
 	}
 	if r.Error.nonEmpty() && !r.Status.present() {
@@ -272,7 +279,7 @@ func (f *responsesCall) body(st *callState, body []byte, t time.Time) bool {
 		st.fail(openAIError(r.Error))
 		return true
 	}
-	f.object(st, &r, true)
+	f.object(st, r, true)
 	st.terminal = true
 	ch := st.out.choice(0)
 	for i := range r.Output {
