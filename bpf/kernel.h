@@ -140,4 +140,42 @@ struct syscall_exit_args {
 	__s64 ret;
 };
 
+/*
+ * x86-64 user registers as a uprobe sees them (arch/x86/include/asm/ptrace.h).
+ * The layout is the kernel's ABI for this architecture, so it is declared
+ * plainly rather than relocated.
+ */
+struct pt_regs {
+	unsigned long r15;
+	unsigned long r14;
+	unsigned long r13;
+	unsigned long r12;
+	unsigned long bp;
+	unsigned long bx;
+	unsigned long r11;
+	unsigned long r10;
+	unsigned long r9;
+	unsigned long r8;
+	unsigned long ax;
+	unsigned long cx;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long orig_ax;
+	unsigned long ip;
+	unsigned long cs;
+	unsigned long flags;
+	unsigned long sp;
+	unsigned long ss;
+};
+
+/* The sched/sched_process_exec tracepoint record: common fields, then the
+ * __data_loc of the file name, the new pid and the old one. */
+struct sched_process_exec_args {
+	__u64 common;
+	__u32 filename_loc;
+	__s32 pid;
+	__s32 old_pid;
+};
+
 #endif

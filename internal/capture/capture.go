@@ -1,9 +1,11 @@
 // Package capture loads the observer's kernel programs, attaches them to the
-// syscall tracepoints, and turns the ring buffer's raw records into typed
-// Events: connection opens and closes with their addresses and role, and the
-// bytes of both directions of each tracked connection with wall-clock times
-// and byte offsets. It knows nothing of HTTP; the kernel-side loss counters
-// are read here too.
+// syscall tracepoints and, on request, to TLS libraries, and turns the ring
+// buffer's raw records into typed Events: connection opens and closes with
+// their addresses and role, the bytes of both directions of each tracked
+// connection with wall-clock times and byte offsets, each from one source
+// (socket system calls, or a TLS library's plaintext), and notices of
+// processes that exec or start speaking TLS. It knows nothing of HTTP; the
+// kernel-side loss counters are read here too.
 package capture
 
 import (
@@ -34,6 +36,11 @@ const (
 	Open Kind = Kind(observerEventKindKIND_OPEN)
 	// Close reports that the process closed a tracked connection.
 	Close Kind = Kind(observerEventKindKIND_CLOSE)
+	// Exec reports that a process called exec: it may now map TLS
+	// libraries that need probes.
+	Exec Kind = Kind(observerEventKindKIND_EXEC)
+	// TLSSeen reports, once per process, that it made a TLS connection.
+	TLSSeen Kind = Kind(observerEventKindKIND_TLS_SEEN)
 )
 
 // Direction is the way bytes went, seen from the observed process.
@@ -63,15 +70,37 @@ type Source uint8
 
 const (
 	// Syscall bytes were seen at the socket system calls (plaintext).
-	Syscall Source = 0
+	Syscall Source = Source(observerEventSourceSOURCE_SYSCALL)
+	// OpenSSL bytes are the plaintext of OpenSSL's SSL_read and SSL_write.
+	OpenSSL Source = Source(observerEventSourceSOURCE_OPENSSL)
+	// GoTLS bytes are the plaintext of Go's crypto/tls.
+	GoTLS Source = Source(observerEventSourceSOURCE_GOTLS)
 )
 
-// ConnKey identifies a tracked connection for as long as the observer runs;
-// ID tells apart connections that reused a pid's fd number.
+// String names the source as it appears in metrics.
+func (s Source) String() string {
+	switch s {
+	case Syscall:
+		return "syscall"
+	case OpenSSL:
+		return "openssl"
+	case GoTLS:
+		return "gotls"
+	}
+	return "unknown"
+}
+
+// ConnKey identifies a tracked connection for as long as the observer runs.
+// Each source keys its connections by its own Handle (the fd for system
+// calls, the SSL* for OpenSSL); ID tells apart connections that reused a
+// handle. FD is the connection's socket, or -1 when a TLS connection's
+// socket is not known.
 type ConnKey struct {
-	PID uint32
-	FD  int32
-	ID  uint64
+	PID    uint32
+	FD     int32
+	ID     uint64
+	Source Source
+	Handle uint64
 }
 
 // Event is one record from the kernel.
@@ -93,6 +122,9 @@ type Event struct {
 	Truncated bool
 	// Fault: the kernel could not read the buffer; Len bytes were lost.
 	Fault bool
+	// Lost: bytes of this direction were lost before Data, how many is not
+	// known, so the stream cannot be resumed at Offset as if whole.
+	Lost bool
 	// Local and Remote are set on Open.
 	Local, Remote netip.AddrPort
 }
@@ -114,6 +146,9 @@ type Config struct {
 	// ObserveSelf also follows the observer's own connections; only
 	// benchmarks that measure the overhead in one process want it.
 	ObserveSelf bool
+	// FilterTLS makes the TLS probes follow only the processes passed to
+	// AllowTLS; otherwise they follow every process.
+	FilterTLS bool
 }
 
 // DefaultPaths are the request-path prefixes of the LLM APIs recognised by
@@ -176,6 +211,13 @@ func Load(cfg Config) (*Probe, error) {
 	}
 	if err := spec.Variables["wakeup_bytes"].Set(uint64(cfg.WakeupBytes)); err != nil {
 		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
+	}
+	var filter uint8
+	if cfg.FilterTLS {
+		filter = 1
+	}
+	if err := spec.Variables["tls_filter"].Set(filter); err != nil {
+		return nil, fmt.Errorf("set tls_filter: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = uint32(cfg.RingBytes)
 
@@ -276,12 +318,15 @@ func (p *Probe) attach() error {
 		"sys_exit_accept4":   p.objs.ExitAccept4,
 		"sys_exit_accept":    p.objs.ExitAccept,
 		"sys_enter_close":    p.objs.EnterClose,
+		"sys_enter_dup2":     p.objs.EnterDup2,
+		"sys_enter_dup3":     p.objs.EnterDup3,
 	}
 	// Exits first: an entry without its exit would only fill the active map.
 	order := []string{
 		"sys_exit_write", "sys_exit_sendto", "sys_exit_writev", "sys_exit_sendmsg",
 		"sys_exit_read", "sys_exit_recvfrom", "sys_exit_readv", "sys_exit_recvmsg",
 		"sys_exit_accept4", "sys_exit_accept", "sys_enter_connect", "sys_enter_close",
+		"sys_enter_dup2", "sys_enter_dup3",
 		"sys_enter_write", "sys_enter_sendto", "sys_enter_writev", "sys_enter_sendmsg",
 		"sys_enter_read", "sys_enter_recvfrom", "sys_enter_readv", "sys_enter_recvmsg",
 	}
@@ -292,6 +337,11 @@ func (p *Probe) attach() error {
 		}
 		p.links = append(p.links, l)
 	}
+	l, err := link.Tracepoint("sched", "sched_process_exec", p.objs.ProcessExec, nil)
+	if err != nil {
+		return fmt.Errorf("attach tracepoint sched/sched_process_exec: %w", err)
+	}
+	p.links = append(p.links, l)
 	return nil
 }
 
@@ -341,7 +391,7 @@ func (p *Probe) parse(raw []byte, ev *Event) bool {
 	h := (*observerEvent)(unsafe.Pointer(&raw[0]))
 	*ev = Event{
 		Kind:      Kind(h.Kind),
-		Conn:      ConnKey{PID: h.Pid, FD: h.Fd, ID: h.ConnId},
+		Conn:      ConnKey{PID: h.Pid, FD: h.Fd, ID: h.ConnId, Source: Source(h.Source), Handle: h.Handle},
 		TID:       h.Tid,
 		Comm:      p.comm(&h.Comm),
 		Time:      p.clock.wall(h.TsNs),
@@ -351,6 +401,7 @@ func (p *Probe) parse(raw []byte, ev *Event) bool {
 		Offset:    h.Offset,
 		Truncated: h.Flags&uint8(observerEventFlagFLAG_TRUNCATED) != 0,
 		Fault:     h.Flags&uint8(observerEventFlagFLAG_FAULT) != 0,
+		Lost:      h.Flags&uint8(observerEventFlagFLAG_LOST) != 0,
 	}
 	body := raw[headerSize:]
 	switch ev.Kind {
@@ -401,35 +452,58 @@ func (p *Probe) comm(c *[16]int8) string {
 
 // ForgetExited drops the kernel state of every process for which alive
 // says false, and returns how many connections it dropped. Processes exit
-// without close calls, so without this the state map would fill with the
-// sockets of every short-lived HTTP client.
+// without close calls, and threads can die inside a system call, so without
+// this the state maps would fill with the sockets of every short-lived HTTP
+// client.
 func (p *Probe) ForgetExited(alive func(pid uint32) bool) (int, error) {
-	var (
-		key   observerConnKey
-		state observerConnState
-		stale []observerConnKey
-		known = map[uint32]bool{}
-	)
-	it := p.objs.Conns.Iterate()
-	for it.Next(&key, &state) {
-		live, ok := known[key.Tgid]
+	known := map[uint32]bool{}
+	live := func(pid uint32) bool {
+		v, ok := known[pid]
 		if !ok {
-			live = alive(key.Tgid)
-			known[key.Tgid] = live
+			v = alive(pid)
+			known[pid] = v
 		}
-		if !live {
-			stale = append(stale, key)
+		return v
+	}
+	n, err := forgetKeys(p.objs.Conns, func(k *observerConnKey) bool { return !live(k.Tgid) })
+	if err != nil {
+		return n, fmt.Errorf("forget connections: %w", err)
+	}
+	m, err := forgetKeys(p.objs.TlsConns, func(k *observerTlsKey) bool { return !live(k.Tgid) })
+	n += m
+	if err != nil {
+		return n, fmt.Errorf("forget TLS connections: %w", err)
+	}
+	for _, m := range []*ebpf.Map{p.objs.Active, p.objs.TlsCalls} {
+		if _, err := forgetKeys(m, func(k *uint64) bool { return !live(uint32(*k >> 32)) }); err != nil {
+			return n, fmt.Errorf("forget calls in flight: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// forgetKeys deletes the keys of m for which stale says true.
+func forgetKeys[K any](m *ebpf.Map, stale func(*K) bool) (int, error) {
+	var (
+		key   K
+		value []byte
+		drop  []K
+	)
+	it := m.Iterate()
+	for it.Next(&key, &value) {
+		if stale(&key) {
+			drop = append(drop, key)
 		}
 	}
 	if err := it.Err(); err != nil {
-		return 0, fmt.Errorf("iterate connections: %w", err)
+		return 0, err
 	}
 	n := 0
-	for _, k := range stale {
-		if err := p.objs.Conns.Delete(k); err == nil {
+	for _, k := range drop {
+		if err := m.Delete(k); err == nil {
 			n++
 		} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return n, fmt.Errorf("forget connection of pid %d: %w", k.Tgid, err)
+			return n, err
 		}
 	}
 	return n, nil

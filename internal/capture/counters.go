@@ -15,6 +15,10 @@ type Counters struct {
 	ConnMapFull      uint64 // connections not followed because the state map was full
 	ActiveMapFull    uint64 // system calls not followed because the in-flight map was full
 	ReadFaults       uint64 // user buffers the kernel could not read
+	FDReused         uint64 // connection states dropped because their fd came to name another file
+	TLSCalls         uint64 // SSL_read/SSL_write calls seen by the TLS probes
+	TLSCallMapFull   uint64 // TLS calls not followed because the in-flight map was full
+	TLSNoSocket      uint64 // TLS records sent without knowing the connection's socket
 }
 
 // Counters sums the per-CPU counters.
@@ -31,6 +35,10 @@ func (p *Probe) Counters() (Counters, error) {
 		observerCounterCOUNTER_CONN_MAP_FULL:      &c.ConnMapFull,
 		observerCounterCOUNTER_ACTIVE_MAP_FULL:    &c.ActiveMapFull,
 		observerCounterCOUNTER_READ_FAULTS:        &c.ReadFaults,
+		observerCounterCOUNTER_FD_REUSED:          &c.FDReused,
+		observerCounterCOUNTER_TLS_CALLS:          &c.TLSCalls,
+		observerCounterCOUNTER_TLS_CALL_MAP_FULL:  &c.TLSCallMapFull,
+		observerCounterCOUNTER_TLS_NO_SOCKET:      &c.TLSNoSocket,
 	}
 	var perCPU []uint64
 	for i, f := range fields {

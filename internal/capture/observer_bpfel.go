@@ -33,11 +33,15 @@ type observerConnState struct {
 	_       structs.HostLayout
 	Id      uint64
 	Bytes   [2]uint64
+	Sk      uint64
+	Tls     uint64
+	Fd      int32
 	Verdict uint8
 	Role    uint8
 	Fresh   uint8
 	Strikes uint8
-	Pad     [4]uint8
+	Lost    [2]uint8
+	Pad     [6]uint8
 }
 
 type observerCounter uint32
@@ -53,7 +57,11 @@ const (
 	observerCounterCOUNTER_CONN_MAP_FULL      observerCounter = 7
 	observerCounterCOUNTER_ACTIVE_MAP_FULL    observerCounter = 8
 	observerCounterCOUNTER_READ_FAULTS        observerCounter = 9
-	observerCounterCOUNTER_MAX                observerCounter = 10
+	observerCounterCOUNTER_FD_REUSED          observerCounter = 10
+	observerCounterCOUNTER_TLS_CALLS          observerCounter = 11
+	observerCounterCOUNTER_TLS_CALL_MAP_FULL  observerCounter = 12
+	observerCounterCOUNTER_TLS_NO_SOCKET      observerCounter = 13
+	observerCounterCOUNTER_MAX                observerCounter = 14
 )
 
 type observerDirection uint32
@@ -68,6 +76,7 @@ type observerEvent struct {
 	TsNs   uint64
 	ConnId uint64
 	Offset uint64
+	Handle uint64
 	Pid    uint32
 	Tid    uint32
 	Fd     int32
@@ -86,14 +95,25 @@ type observerEventFlag uint32
 const (
 	observerEventFlagFLAG_TRUNCATED observerEventFlag = 1
 	observerEventFlagFLAG_FAULT     observerEventFlag = 2
+	observerEventFlagFLAG_LOST      observerEventFlag = 4
 )
 
 type observerEventKind uint32
 
 const (
-	observerEventKindKIND_DATA  observerEventKind = 1
-	observerEventKindKIND_OPEN  observerEventKind = 2
-	observerEventKindKIND_CLOSE observerEventKind = 3
+	observerEventKindKIND_DATA     observerEventKind = 1
+	observerEventKindKIND_OPEN     observerEventKind = 2
+	observerEventKindKIND_CLOSE    observerEventKind = 3
+	observerEventKindKIND_EXEC     observerEventKind = 4
+	observerEventKindKIND_TLS_SEEN observerEventKind = 5
+)
+
+type observerEventSource uint32
+
+const (
+	observerEventSourceSOURCE_SYSCALL observerEventSource = 0
+	observerEventSourceSOURCE_OPENSSL observerEventSource = 1
+	observerEventSourceSOURCE_GOTLS   observerEventSource = 2
 )
 
 type observerIoArgs struct {
@@ -128,49 +148,95 @@ const (
 	observerRoleROLE_SERVER  observerRole = 2
 )
 
+type observerTlsCall struct {
+	_      structs.HostLayout
+	Ssl    uint64
+	Buf    uint64
+	LenPtr uint64
+	TsNs   uint64
+	Fd     int32
+	Dir    uint8
+	Pad    [3]uint8
+}
+
+type observerTlsKey struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Pad  uint32
+	Ssl  uint64
+}
+
+type observerTlsThread struct {
+	_        structs.HostLayout
+	LastInFd int32
+	Pad      uint32
+	DeferSsl uint64
+	DeferBuf uint64
+	DeferLen uint64
+	DeferTs  uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	observerMapActive           = "active"
-	observerMapConns            = "conns"
-	observerMapCounters         = "counters"
-	observerMapEvents           = "events"
-	observerMapLlmPaths         = "llm_paths"
-	observerMapLlmPorts         = "llm_ports"
-	observerMapScratch          = "scratch"
-	observerMapSkip             = "skip"
-	observerProgEnterClose      = "enter_close"
-	observerProgEnterConnect    = "enter_connect"
-	observerProgEnterRead       = "enter_read"
-	observerProgEnterReadv      = "enter_readv"
-	observerProgEnterRecvfrom   = "enter_recvfrom"
-	observerProgEnterRecvmsg    = "enter_recvmsg"
-	observerProgEnterSendmsg    = "enter_sendmsg"
-	observerProgEnterSendto     = "enter_sendto"
-	observerProgEnterWrite      = "enter_write"
-	observerProgEnterWritev     = "enter_writev"
-	observerProgExitAccept      = "exit_accept"
-	observerProgExitAccept4     = "exit_accept4"
-	observerProgExitRead        = "exit_read"
-	observerProgExitReadv       = "exit_readv"
-	observerProgExitRecvfrom    = "exit_recvfrom"
-	observerProgExitRecvmsg     = "exit_recvmsg"
-	observerProgExitSendmsg     = "exit_sendmsg"
-	observerProgExitSendto      = "exit_sendto"
-	observerProgExitWrite       = "exit_write"
-	observerProgExitWritev      = "exit_writev"
-	observerVarConnSeq          = "conn_seq"
-	observerVarSelfTgid         = "self_tgid"
-	observerVarUnusedConnInfo   = "unused_conn_info"
-	observerVarUnusedCounter    = "unused_counter"
-	observerVarUnusedDirection  = "unused_direction"
-	observerVarUnusedEvent      = "unused_event"
-	observerVarUnusedEventFlag  = "unused_event_flag"
-	observerVarUnusedEventKind  = "unused_event_kind"
-	observerVarUnusedPathPrefix = "unused_path_prefix"
-	observerVarUnusedRole       = "unused_role"
-	observerVarWakeupBytes      = "wakeup_bytes"
+	observerMapActive            = "active"
+	observerMapConns             = "conns"
+	observerMapCounters          = "counters"
+	observerMapEvents            = "events"
+	observerMapLlmPaths          = "llm_paths"
+	observerMapLlmPorts          = "llm_ports"
+	observerMapScratch           = "scratch"
+	observerMapSkip              = "skip"
+	observerMapTlsAllow          = "tls_allow"
+	observerMapTlsCalls          = "tls_calls"
+	observerMapTlsConns          = "tls_conns"
+	observerMapTlsSeen           = "tls_seen"
+	observerMapTlsThreads        = "tls_threads"
+	observerProgEnterClose       = "enter_close"
+	observerProgEnterConnect     = "enter_connect"
+	observerProgEnterDup2        = "enter_dup2"
+	observerProgEnterDup3        = "enter_dup3"
+	observerProgEnterRead        = "enter_read"
+	observerProgEnterReadv       = "enter_readv"
+	observerProgEnterRecvfrom    = "enter_recvfrom"
+	observerProgEnterRecvmsg     = "enter_recvmsg"
+	observerProgEnterSendmsg     = "enter_sendmsg"
+	observerProgEnterSendto      = "enter_sendto"
+	observerProgEnterWrite       = "enter_write"
+	observerProgEnterWritev      = "enter_writev"
+	observerProgExitAccept       = "exit_accept"
+	observerProgExitAccept4      = "exit_accept4"
+	observerProgExitRead         = "exit_read"
+	observerProgExitReadv        = "exit_readv"
+	observerProgExitRecvfrom     = "exit_recvfrom"
+	observerProgExitRecvmsg      = "exit_recvmsg"
+	observerProgExitSendmsg      = "exit_sendmsg"
+	observerProgExitSendto       = "exit_sendto"
+	observerProgExitWrite        = "exit_write"
+	observerProgExitWritev       = "exit_writev"
+	observerProgProcessExec      = "process_exec"
+	observerProgSslExExit        = "ssl_ex_exit"
+	observerProgSslExit          = "ssl_exit"
+	observerProgSslReadEnter     = "ssl_read_enter"
+	observerProgSslReadExEnter   = "ssl_read_ex_enter"
+	observerProgSslWriteEnter    = "ssl_write_enter"
+	observerProgSslWriteExEnter  = "ssl_write_ex_enter"
+	observerVarConnSeq           = "conn_seq"
+	observerVarSelfTgid          = "self_tgid"
+	observerVarTlsFilter         = "tls_filter"
+	observerVarUnusedConnInfo    = "unused_conn_info"
+	observerVarUnusedCounter     = "unused_counter"
+	observerVarUnusedDirection   = "unused_direction"
+	observerVarUnusedEvent       = "unused_event"
+	observerVarUnusedEventFlag   = "unused_event_flag"
+	observerVarUnusedEventKind   = "unused_event_kind"
+	observerVarUnusedEventSource = "unused_event_source"
+	observerVarUnusedPathPrefix  = "unused_path_prefix"
+	observerVarUnusedRole        = "unused_role"
+	observerVarUnusedTlsCall     = "unused_tls_call"
+	observerVarUnusedTlsKey      = "unused_tls_key"
+	observerVarWakeupBytes       = "wakeup_bytes"
 )
 
 // loadObserver returns the embedded CollectionSpec for observer.
@@ -215,57 +281,75 @@ type observerSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type observerProgramSpecs struct {
-	EnterClose    *ebpf.ProgramSpec `ebpf:"enter_close"`
-	EnterConnect  *ebpf.ProgramSpec `ebpf:"enter_connect"`
-	EnterRead     *ebpf.ProgramSpec `ebpf:"enter_read"`
-	EnterReadv    *ebpf.ProgramSpec `ebpf:"enter_readv"`
-	EnterRecvfrom *ebpf.ProgramSpec `ebpf:"enter_recvfrom"`
-	EnterRecvmsg  *ebpf.ProgramSpec `ebpf:"enter_recvmsg"`
-	EnterSendmsg  *ebpf.ProgramSpec `ebpf:"enter_sendmsg"`
-	EnterSendto   *ebpf.ProgramSpec `ebpf:"enter_sendto"`
-	EnterWrite    *ebpf.ProgramSpec `ebpf:"enter_write"`
-	EnterWritev   *ebpf.ProgramSpec `ebpf:"enter_writev"`
-	ExitAccept    *ebpf.ProgramSpec `ebpf:"exit_accept"`
-	ExitAccept4   *ebpf.ProgramSpec `ebpf:"exit_accept4"`
-	ExitRead      *ebpf.ProgramSpec `ebpf:"exit_read"`
-	ExitReadv     *ebpf.ProgramSpec `ebpf:"exit_readv"`
-	ExitRecvfrom  *ebpf.ProgramSpec `ebpf:"exit_recvfrom"`
-	ExitRecvmsg   *ebpf.ProgramSpec `ebpf:"exit_recvmsg"`
-	ExitSendmsg   *ebpf.ProgramSpec `ebpf:"exit_sendmsg"`
-	ExitSendto    *ebpf.ProgramSpec `ebpf:"exit_sendto"`
-	ExitWrite     *ebpf.ProgramSpec `ebpf:"exit_write"`
-	ExitWritev    *ebpf.ProgramSpec `ebpf:"exit_writev"`
+	EnterClose      *ebpf.ProgramSpec `ebpf:"enter_close"`
+	EnterConnect    *ebpf.ProgramSpec `ebpf:"enter_connect"`
+	EnterDup2       *ebpf.ProgramSpec `ebpf:"enter_dup2"`
+	EnterDup3       *ebpf.ProgramSpec `ebpf:"enter_dup3"`
+	EnterRead       *ebpf.ProgramSpec `ebpf:"enter_read"`
+	EnterReadv      *ebpf.ProgramSpec `ebpf:"enter_readv"`
+	EnterRecvfrom   *ebpf.ProgramSpec `ebpf:"enter_recvfrom"`
+	EnterRecvmsg    *ebpf.ProgramSpec `ebpf:"enter_recvmsg"`
+	EnterSendmsg    *ebpf.ProgramSpec `ebpf:"enter_sendmsg"`
+	EnterSendto     *ebpf.ProgramSpec `ebpf:"enter_sendto"`
+	EnterWrite      *ebpf.ProgramSpec `ebpf:"enter_write"`
+	EnterWritev     *ebpf.ProgramSpec `ebpf:"enter_writev"`
+	ExitAccept      *ebpf.ProgramSpec `ebpf:"exit_accept"`
+	ExitAccept4     *ebpf.ProgramSpec `ebpf:"exit_accept4"`
+	ExitRead        *ebpf.ProgramSpec `ebpf:"exit_read"`
+	ExitReadv       *ebpf.ProgramSpec `ebpf:"exit_readv"`
+	ExitRecvfrom    *ebpf.ProgramSpec `ebpf:"exit_recvfrom"`
+	ExitRecvmsg     *ebpf.ProgramSpec `ebpf:"exit_recvmsg"`
+	ExitSendmsg     *ebpf.ProgramSpec `ebpf:"exit_sendmsg"`
+	ExitSendto      *ebpf.ProgramSpec `ebpf:"exit_sendto"`
+	ExitWrite       *ebpf.ProgramSpec `ebpf:"exit_write"`
+	ExitWritev      *ebpf.ProgramSpec `ebpf:"exit_writev"`
+	ProcessExec     *ebpf.ProgramSpec `ebpf:"process_exec"`
+	SslExExit       *ebpf.ProgramSpec `ebpf:"ssl_ex_exit"`
+	SslExit         *ebpf.ProgramSpec `ebpf:"ssl_exit"`
+	SslReadEnter    *ebpf.ProgramSpec `ebpf:"ssl_read_enter"`
+	SslReadExEnter  *ebpf.ProgramSpec `ebpf:"ssl_read_ex_enter"`
+	SslWriteEnter   *ebpf.ProgramSpec `ebpf:"ssl_write_enter"`
+	SslWriteExEnter *ebpf.ProgramSpec `ebpf:"ssl_write_ex_enter"`
 }
 
 // observerMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type observerMapSpecs struct {
-	Active   *ebpf.MapSpec `ebpf:"active"`
-	Conns    *ebpf.MapSpec `ebpf:"conns"`
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	LlmPaths *ebpf.MapSpec `ebpf:"llm_paths"`
-	LlmPorts *ebpf.MapSpec `ebpf:"llm_ports"`
-	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
-	Skip     *ebpf.MapSpec `ebpf:"skip"`
+	Active     *ebpf.MapSpec `ebpf:"active"`
+	Conns      *ebpf.MapSpec `ebpf:"conns"`
+	Counters   *ebpf.MapSpec `ebpf:"counters"`
+	Events     *ebpf.MapSpec `ebpf:"events"`
+	LlmPaths   *ebpf.MapSpec `ebpf:"llm_paths"`
+	LlmPorts   *ebpf.MapSpec `ebpf:"llm_ports"`
+	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
+	Skip       *ebpf.MapSpec `ebpf:"skip"`
+	TlsAllow   *ebpf.MapSpec `ebpf:"tls_allow"`
+	TlsCalls   *ebpf.MapSpec `ebpf:"tls_calls"`
+	TlsConns   *ebpf.MapSpec `ebpf:"tls_conns"`
+	TlsSeen    *ebpf.MapSpec `ebpf:"tls_seen"`
+	TlsThreads *ebpf.MapSpec `ebpf:"tls_threads"`
 }
 
 // observerVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type observerVariableSpecs struct {
-	ConnSeq          *ebpf.VariableSpec `ebpf:"conn_seq"`
-	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
-	UnusedConnInfo   *ebpf.VariableSpec `ebpf:"unused_conn_info"`
-	UnusedCounter    *ebpf.VariableSpec `ebpf:"unused_counter"`
-	UnusedDirection  *ebpf.VariableSpec `ebpf:"unused_direction"`
-	UnusedEvent      *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventFlag  *ebpf.VariableSpec `ebpf:"unused_event_flag"`
-	UnusedEventKind  *ebpf.VariableSpec `ebpf:"unused_event_kind"`
-	UnusedPathPrefix *ebpf.VariableSpec `ebpf:"unused_path_prefix"`
-	UnusedRole       *ebpf.VariableSpec `ebpf:"unused_role"`
-	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	ConnSeq           *ebpf.VariableSpec `ebpf:"conn_seq"`
+	SelfTgid          *ebpf.VariableSpec `ebpf:"self_tgid"`
+	TlsFilter         *ebpf.VariableSpec `ebpf:"tls_filter"`
+	UnusedConnInfo    *ebpf.VariableSpec `ebpf:"unused_conn_info"`
+	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedDirection   *ebpf.VariableSpec `ebpf:"unused_direction"`
+	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventFlag   *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedEventKind   *ebpf.VariableSpec `ebpf:"unused_event_kind"`
+	UnusedEventSource *ebpf.VariableSpec `ebpf:"unused_event_source"`
+	UnusedPathPrefix  *ebpf.VariableSpec `ebpf:"unused_path_prefix"`
+	UnusedRole        *ebpf.VariableSpec `ebpf:"unused_role"`
+	UnusedTlsCall     *ebpf.VariableSpec `ebpf:"unused_tls_call"`
+	UnusedTlsKey      *ebpf.VariableSpec `ebpf:"unused_tls_key"`
+	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // observerObjects contains all objects after they have been loaded into the kernel.
@@ -288,14 +372,19 @@ func (o *observerObjects) Close() error {
 //
 // It can be passed to loadObserverObjects or ebpf.CollectionSpec.LoadAndAssign.
 type observerMaps struct {
-	Active   *ebpf.Map `ebpf:"active"`
-	Conns    *ebpf.Map `ebpf:"conns"`
-	Counters *ebpf.Map `ebpf:"counters"`
-	Events   *ebpf.Map `ebpf:"events"`
-	LlmPaths *ebpf.Map `ebpf:"llm_paths"`
-	LlmPorts *ebpf.Map `ebpf:"llm_ports"`
-	Scratch  *ebpf.Map `ebpf:"scratch"`
-	Skip     *ebpf.Map `ebpf:"skip"`
+	Active     *ebpf.Map `ebpf:"active"`
+	Conns      *ebpf.Map `ebpf:"conns"`
+	Counters   *ebpf.Map `ebpf:"counters"`
+	Events     *ebpf.Map `ebpf:"events"`
+	LlmPaths   *ebpf.Map `ebpf:"llm_paths"`
+	LlmPorts   *ebpf.Map `ebpf:"llm_ports"`
+	Scratch    *ebpf.Map `ebpf:"scratch"`
+	Skip       *ebpf.Map `ebpf:"skip"`
+	TlsAllow   *ebpf.Map `ebpf:"tls_allow"`
+	TlsCalls   *ebpf.Map `ebpf:"tls_calls"`
+	TlsConns   *ebpf.Map `ebpf:"tls_conns"`
+	TlsSeen    *ebpf.Map `ebpf:"tls_seen"`
+	TlsThreads *ebpf.Map `ebpf:"tls_threads"`
 }
 
 func (m *observerMaps) Close() error {
@@ -308,6 +397,11 @@ func (m *observerMaps) Close() error {
 		m.LlmPorts,
 		m.Scratch,
 		m.Skip,
+		m.TlsAllow,
+		m.TlsCalls,
+		m.TlsConns,
+		m.TlsSeen,
+		m.TlsThreads,
 	)
 }
 
@@ -315,49 +409,64 @@ func (m *observerMaps) Close() error {
 //
 // It can be passed to loadObserverObjects or ebpf.CollectionSpec.LoadAndAssign.
 type observerVariables struct {
-	ConnSeq          *ebpf.Variable `ebpf:"conn_seq"`
-	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
-	UnusedConnInfo   *ebpf.Variable `ebpf:"unused_conn_info"`
-	UnusedCounter    *ebpf.Variable `ebpf:"unused_counter"`
-	UnusedDirection  *ebpf.Variable `ebpf:"unused_direction"`
-	UnusedEvent      *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventFlag  *ebpf.Variable `ebpf:"unused_event_flag"`
-	UnusedEventKind  *ebpf.Variable `ebpf:"unused_event_kind"`
-	UnusedPathPrefix *ebpf.Variable `ebpf:"unused_path_prefix"`
-	UnusedRole       *ebpf.Variable `ebpf:"unused_role"`
-	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
+	ConnSeq           *ebpf.Variable `ebpf:"conn_seq"`
+	SelfTgid          *ebpf.Variable `ebpf:"self_tgid"`
+	TlsFilter         *ebpf.Variable `ebpf:"tls_filter"`
+	UnusedConnInfo    *ebpf.Variable `ebpf:"unused_conn_info"`
+	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedDirection   *ebpf.Variable `ebpf:"unused_direction"`
+	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventFlag   *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedEventKind   *ebpf.Variable `ebpf:"unused_event_kind"`
+	UnusedEventSource *ebpf.Variable `ebpf:"unused_event_source"`
+	UnusedPathPrefix  *ebpf.Variable `ebpf:"unused_path_prefix"`
+	UnusedRole        *ebpf.Variable `ebpf:"unused_role"`
+	UnusedTlsCall     *ebpf.Variable `ebpf:"unused_tls_call"`
+	UnusedTlsKey      *ebpf.Variable `ebpf:"unused_tls_key"`
+	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // observerPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadObserverObjects or ebpf.CollectionSpec.LoadAndAssign.
 type observerPrograms struct {
-	EnterClose    *ebpf.Program `ebpf:"enter_close"`
-	EnterConnect  *ebpf.Program `ebpf:"enter_connect"`
-	EnterRead     *ebpf.Program `ebpf:"enter_read"`
-	EnterReadv    *ebpf.Program `ebpf:"enter_readv"`
-	EnterRecvfrom *ebpf.Program `ebpf:"enter_recvfrom"`
-	EnterRecvmsg  *ebpf.Program `ebpf:"enter_recvmsg"`
-	EnterSendmsg  *ebpf.Program `ebpf:"enter_sendmsg"`
-	EnterSendto   *ebpf.Program `ebpf:"enter_sendto"`
-	EnterWrite    *ebpf.Program `ebpf:"enter_write"`
-	EnterWritev   *ebpf.Program `ebpf:"enter_writev"`
-	ExitAccept    *ebpf.Program `ebpf:"exit_accept"`
-	ExitAccept4   *ebpf.Program `ebpf:"exit_accept4"`
-	ExitRead      *ebpf.Program `ebpf:"exit_read"`
-	ExitReadv     *ebpf.Program `ebpf:"exit_readv"`
-	ExitRecvfrom  *ebpf.Program `ebpf:"exit_recvfrom"`
-	ExitRecvmsg   *ebpf.Program `ebpf:"exit_recvmsg"`
-	ExitSendmsg   *ebpf.Program `ebpf:"exit_sendmsg"`
-	ExitSendto    *ebpf.Program `ebpf:"exit_sendto"`
-	ExitWrite     *ebpf.Program `ebpf:"exit_write"`
-	ExitWritev    *ebpf.Program `ebpf:"exit_writev"`
+	EnterClose      *ebpf.Program `ebpf:"enter_close"`
+	EnterConnect    *ebpf.Program `ebpf:"enter_connect"`
+	EnterDup2       *ebpf.Program `ebpf:"enter_dup2"`
+	EnterDup3       *ebpf.Program `ebpf:"enter_dup3"`
+	EnterRead       *ebpf.Program `ebpf:"enter_read"`
+	EnterReadv      *ebpf.Program `ebpf:"enter_readv"`
+	EnterRecvfrom   *ebpf.Program `ebpf:"enter_recvfrom"`
+	EnterRecvmsg    *ebpf.Program `ebpf:"enter_recvmsg"`
+	EnterSendmsg    *ebpf.Program `ebpf:"enter_sendmsg"`
+	EnterSendto     *ebpf.Program `ebpf:"enter_sendto"`
+	EnterWrite      *ebpf.Program `ebpf:"enter_write"`
+	EnterWritev     *ebpf.Program `ebpf:"enter_writev"`
+	ExitAccept      *ebpf.Program `ebpf:"exit_accept"`
+	ExitAccept4     *ebpf.Program `ebpf:"exit_accept4"`
+	ExitRead        *ebpf.Program `ebpf:"exit_read"`
+	ExitReadv       *ebpf.Program `ebpf:"exit_readv"`
+	ExitRecvfrom    *ebpf.Program `ebpf:"exit_recvfrom"`
+	ExitRecvmsg     *ebpf.Program `ebpf:"exit_recvmsg"`
+	ExitSendmsg     *ebpf.Program `ebpf:"exit_sendmsg"`
+	ExitSendto      *ebpf.Program `ebpf:"exit_sendto"`
+	ExitWrite       *ebpf.Program `ebpf:"exit_write"`
+	ExitWritev      *ebpf.Program `ebpf:"exit_writev"`
+	ProcessExec     *ebpf.Program `ebpf:"process_exec"`
+	SslExExit       *ebpf.Program `ebpf:"ssl_ex_exit"`
+	SslExit         *ebpf.Program `ebpf:"ssl_exit"`
+	SslReadEnter    *ebpf.Program `ebpf:"ssl_read_enter"`
+	SslReadExEnter  *ebpf.Program `ebpf:"ssl_read_ex_enter"`
+	SslWriteEnter   *ebpf.Program `ebpf:"ssl_write_enter"`
+	SslWriteExEnter *ebpf.Program `ebpf:"ssl_write_ex_enter"`
 }
 
 func (p *observerPrograms) Close() error {
 	return _ObserverClose(
 		p.EnterClose,
 		p.EnterConnect,
+		p.EnterDup2,
+		p.EnterDup3,
 		p.EnterRead,
 		p.EnterReadv,
 		p.EnterRecvfrom,
@@ -376,6 +485,13 @@ func (p *observerPrograms) Close() error {
 		p.ExitSendto,
 		p.ExitWrite,
 		p.ExitWritev,
+		p.ProcessExec,
+		p.SslExExit,
+		p.SslExit,
+		p.SslReadEnter,
+		p.SslReadExEnter,
+		p.SslWriteEnter,
+		p.SslWriteExEnter,
 	)
 }
 

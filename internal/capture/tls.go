@@ -1,0 +1,89 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// tlsHooks are the OpenSSL functions probed: the plain functions return the
+// length moved, the _ex ones store it through their fourth argument.
+var tlsHooks = []struct {
+	symbol   string
+	required bool
+	enter    func(*observerObjects) *ebpf.Program
+	exit     func(*observerObjects) *ebpf.Program
+}{
+	{"SSL_write", true, func(o *observerObjects) *ebpf.Program { return o.SslWriteEnter }, func(o *observerObjects) *ebpf.Program { return o.SslExit }},
+	{"SSL_read", true, func(o *observerObjects) *ebpf.Program { return o.SslReadEnter }, func(o *observerObjects) *ebpf.Program { return o.SslExit }},
+	{"SSL_write_ex", false, func(o *observerObjects) *ebpf.Program { return o.SslWriteExEnter }, func(o *observerObjects) *ebpf.Program { return o.SslExExit }},
+	{"SSL_read_ex", false, func(o *observerObjects) *ebpf.Program { return o.SslReadExEnter }, func(o *observerObjects) *ebpf.Program { return o.SslExExit }},
+}
+
+// tlsAttachment is the uprobes of one file; closing it removes them.
+type tlsAttachment struct {
+	once  sync.Once
+	links []link.Link
+	err   error
+}
+
+func (a *tlsAttachment) Close() error {
+	a.once.Do(func() {
+		var errs []error
+		for _, l := range a.links {
+			errs = append(errs, l.Close())
+		}
+		a.err = errors.Join(errs...)
+	})
+	return a.err
+}
+
+// AttachOpenSSL puts the TLS probes on the OpenSSL functions of the ELF file
+// at path (a libssl, or an executable carrying OpenSSL). A uprobe belongs to
+// the file, so every process that maps it, now or later, is followed. Close
+// the returned value to remove them.
+func (p *Probe) AttachOpenSSL(path string) (io.Closer, error) {
+	ex, err := link.OpenExecutable(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	att := &tlsAttachment{}
+	for _, h := range tlsHooks {
+		enter, err := ex.Uprobe(h.symbol, h.enter(&p.objs), nil)
+		if err != nil {
+			if !h.required && errors.Is(err, link.ErrNoSymbol) {
+				continue
+			}
+			att.Close()
+			return nil, fmt.Errorf("uprobe %s in %s: %w", h.symbol, path, err)
+		}
+		att.links = append(att.links, enter)
+		exit, err := ex.Uretprobe(h.symbol, h.exit(&p.objs), nil)
+		if err != nil {
+			att.Close()
+			return nil, fmt.Errorf("uretprobe %s in %s: %w", h.symbol, path, err)
+		}
+		att.links = append(att.links, exit)
+	}
+	return att, nil
+}
+
+// AllowTLS adds pid to, or with allow false removes it from, the processes
+// the TLS probes follow when Config.FilterTLS is set.
+func (p *Probe) AllowTLS(pid uint32, allow bool) error {
+	if !allow {
+		err := p.objs.TlsAllow.Delete(pid)
+		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("stop following TLS of pid %d: %w", pid, err)
+		}
+		return nil
+	}
+	if err := p.objs.TlsAllow.Put(pid, uint8(1)); err != nil {
+		return fmt.Errorf("follow TLS of pid %d: %w", pid, err)
+	}
+	return nil
+}

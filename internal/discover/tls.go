@@ -1,0 +1,523 @@
+package discover
+
+import (
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/procfs"
+)
+
+// TLSAttacher puts TLS probes on one file; capture's Probe is one.
+type TLSAttacher interface {
+	// AttachOpenSSL probes the OpenSSL functions of the ELF file at path;
+	// closing the result removes the probes.
+	AttachOpenSSL(path string) (io.Closer, error)
+	// AllowTLS adds or removes a process from those the probes follow,
+	// when following is limited by TLSOptions.
+	AllowTLS(pid uint32, allow bool) error
+}
+
+// TLSOptions limit which processes get TLS probes. Empty lists mean every
+// process.
+type TLSOptions struct {
+	// Executables are base names of executables to follow (e.g. python3).
+	Executables []string
+	// PIDs are processes to follow.
+	PIDs []int
+	// Cgroups are substrings of /proc/PID/cgroup to follow (a pod UID, a
+	// container id, a systemd unit).
+	Cgroups []string
+	// SystemDirs are searched at start for libssl files, which are probed
+	// for as long as the observer runs, so that a process that starts and
+	// speaks TLS within milliseconds is not missed. Nil means
+	// DefaultSystemDirs.
+	SystemDirs []string
+	// Rescan is how often every process is looked at again (default 30s);
+	// exec and TLS notices make new processes be probed well before.
+	Rescan time.Duration
+	// Logf reports each file that could not be probed, once.
+	Logf func(format string, args ...any)
+}
+
+// Filtered reports whether following is limited to some processes.
+func (o TLSOptions) Filtered() bool {
+	return len(o.Executables) > 0 || len(o.PIDs) > 0 || len(o.Cgroups) > 0
+}
+
+// DefaultSystemDirs are where distributions keep the system OpenSSL.
+var DefaultSystemDirs = []string{
+	"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib64", "/lib",
+	"/usr/local/lib", "/usr/local/lib64",
+}
+
+// TLSStats count what TLS probing did. Failures carry their reason.
+type TLSStats struct {
+	FilesProbed int               // files with probes now
+	Processes   int               // processes followed now
+	Attaches    uint64            // files probed since start
+	Detaches    uint64            // files whose probes went with their last user
+	Failures    map[string]uint64 // files that could not be probed, by reason
+}
+
+// fileID names a file across mount namespaces.
+type fileID struct {
+	dev, ino uint64
+}
+
+type probedFile struct {
+	path   string
+	closer io.Closer
+	pinned bool             // a system library, probed for the observer's lifetime
+	users  map[int]struct{} // processes mapping it
+}
+
+type tlsProc struct {
+	start uint64 // start ticks: tells a reused pid apart
+	files []fileID
+}
+
+// TLSProbes decides which files carry OpenSSL and keeps probes on them for
+// as long as a process uses them: one attachment per file (by device and
+// inode), shared by every process that maps it, found through
+// /proc/PID/root so that files inside containers work too.
+type TLSProbes struct {
+	fs     procfs.FS
+	root   string
+	att    TLSAttacher
+	opts   TLSOptions
+	notice chan int
+
+	mu      sync.Mutex
+	files   map[fileID]*probedFile
+	procs   map[int]*tlsProc
+	noTLS   map[fileID]bool // files known to carry no OpenSSL
+	failed  map[fileID]bool // files that failed once; not retried
+	stats   TLSStats
+	allowed map[int]bool
+}
+
+// NewTLSProbes returns a prober of the processes under procRoot.
+func NewTLSProbes(procRoot string, att TLSAttacher, opts TLSOptions) (*TLSProbes, error) {
+	fs, err := procfs.NewFS(procRoot)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", procRoot, err)
+	}
+	if opts.SystemDirs == nil {
+		opts.SystemDirs = DefaultSystemDirs
+	}
+	if opts.Rescan <= 0 {
+		opts.Rescan = 30 * time.Second
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	return &TLSProbes{
+		fs: fs, root: procRoot, att: att, opts: opts,
+		notice:  make(chan int, 1024),
+		files:   map[fileID]*probedFile{},
+		procs:   map[int]*tlsProc{},
+		noTLS:   map[fileID]bool{},
+		failed:  map[fileID]bool{},
+		allowed: map[int]bool{},
+		stats:   TLSStats{Failures: map[string]uint64{}},
+	}, nil
+}
+
+// Notice asks for pid to be looked at soon: it just called exec, or started
+// speaking TLS. It never blocks; a full queue leaves pid to the rescan.
+func (t *TLSProbes) Notice(pid int) {
+	select {
+	case t.notice <- pid:
+	default:
+	}
+}
+
+// Run probes the system libraries and every process, then follows notices
+// and rescans until ctx is done, and finally removes every probe.
+func (t *TLSProbes) Run(ctx context.Context) {
+	t.Start()
+	defer t.Close()
+	rescan := time.NewTicker(t.opts.Rescan)
+	defer rescan.Stop()
+	exits := time.NewTicker(time.Second)
+	defer exits.Stop()
+	// A process that just called exec maps its libraries over the next
+	// milliseconds, and may load libssl only when it first needs it: look
+	// again a few times.
+	retries := map[int]int{}
+	retry := time.NewTicker(50 * time.Millisecond)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case pid := <-t.notice:
+			t.ScanPID(pid)
+			retries[pid] = 6
+		case <-retry.C:
+			for pid, n := range retries {
+				t.ScanPID(pid)
+				if n <= 1 {
+					delete(retries, pid)
+				} else {
+					retries[pid] = n - 1
+				}
+			}
+		case <-exits.C:
+			t.ReleaseExited()
+		case <-rescan.C:
+			t.ScanAll()
+		}
+	}
+}
+
+// Start probes the system libraries and every running process.
+func (t *TLSProbes) Start() {
+	t.probeSystem()
+	t.ScanAll()
+}
+
+func (t *TLSProbes) probeSystem() {
+	for _, dir := range t.opts.SystemDirs {
+		matches, _ := filepath.Glob(filepath.Join(dir, "libssl.so*"))
+		for _, path := range matches {
+			id, err := statID(path)
+			if err != nil {
+				continue
+			}
+			t.mu.Lock()
+			if f := t.files[id]; f != nil {
+				f.pinned = true
+			} else if f := t.attach(id, path); f != nil {
+				f.pinned = true
+			}
+			t.mu.Unlock()
+		}
+	}
+}
+
+// ScanAll looks at every process, and lets go of those that have exited.
+func (t *TLSProbes) ScanAll() {
+	procs, err := t.fs.AllProcs()
+	if err != nil {
+		t.opts.Logf("list processes: %v", err)
+		return
+	}
+	for _, p := range procs {
+		t.ScanPID(p.PID)
+	}
+	t.ReleaseExited()
+}
+
+// ScanPID probes the OpenSSL files pid maps, or its executable if it
+// carries OpenSSL, when pid is one to follow.
+func (t *TLSProbes) ScanPID(pid int) {
+	if pid == os.Getpid() {
+		return
+	}
+	proc, err := t.fs.Proc(pid)
+	if err != nil {
+		return
+	}
+	st, err := proc.Stat()
+	if err != nil {
+		return
+	}
+	if !t.selected(proc, pid) {
+		return
+	}
+	var ids []fileID
+	var paths []string
+	if exe, err := os.Readlink(filepath.Join(t.root, strconv.Itoa(pid), "exe")); err == nil {
+		path := t.inRoot(pid, exe)
+		if id, err := statID(path); err == nil {
+			ids, paths = append(ids, id), append(paths, path)
+		}
+	}
+	maps, err := proc.ProcMaps()
+	if err != nil {
+		return
+	}
+	seen := map[fileID]bool{}
+	for _, m := range maps {
+		if m.Inode == 0 || !isLibSSL(m.Pathname) {
+			continue
+		}
+		id := fileID{dev: uint64(m.Dev), ino: m.Inode}
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		path := t.inRoot(pid, strings.TrimSuffix(m.Pathname, " (deleted)"))
+		if sid, err := statID(path); err == nil {
+			id = sid // the device number as stat reports it
+		}
+		ids, paths = append(ids, id), append(paths, path)
+	}
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.procs[pid]
+	if old != nil && old.start != st.Starttime {
+		t.releaseLocked(pid)
+		old = nil
+	}
+	p := &tlsProc{start: st.Starttime}
+	for i, id := range ids {
+		f := t.files[id]
+		if f == nil {
+			if t.noTLS[id] || t.failed[id] {
+				continue
+			}
+			if f = t.attach(id, paths[i]); f == nil {
+				continue
+			}
+		}
+		f.users[pid] = struct{}{}
+		p.files = append(p.files, id)
+	}
+	if old != nil {
+		// Files the process no longer maps (it called exec) lose it.
+		for _, id := range old.files {
+			if !containsID(p.files, id) {
+				t.dropUserLocked(id, pid)
+			}
+		}
+	}
+	if len(p.files) == 0 {
+		delete(t.procs, pid)
+		return
+	}
+	t.procs[pid] = p
+	if t.opts.Filtered() && !t.allowed[pid] {
+		if err := t.att.AllowTLS(uint32(pid), true); err == nil {
+			t.allowed[pid] = true
+		}
+	}
+}
+
+// attach probes one file; nil when it carries no OpenSSL or failed, which
+// is remembered so the file is not tried again.
+func (t *TLSProbes) attach(id fileID, path string) *probedFile {
+	ok, err := carriesOpenSSL(path)
+	if err == nil && !ok {
+		t.noTLS[id] = true
+		return nil
+	}
+	var c io.Closer
+	if err == nil {
+		c, err = t.att.AttachOpenSSL(path)
+	}
+	if err != nil {
+		reason := "attach_failed"
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+			reason = "open_failed"
+		}
+		t.failed[id] = true
+		t.stats.Failures[reason]++
+		t.opts.Logf("cannot probe TLS in %s (%s): %v", path, reason, err)
+		return nil
+	}
+	f := &probedFile{path: path, closer: c, users: map[int]struct{}{}}
+	t.files[id] = f
+	t.stats.Attaches++
+	return f
+}
+
+// carriesOpenSSL reports whether the ELF file at path exports OpenSSL's
+// SSL_read and SSL_write (a libssl, or an executable that links OpenSSL in
+// and exports it, as Node.js does). A file that is not ELF carries none.
+func carriesOpenSSL(path string) (bool, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		var fe *elf.FormatError
+		if errors.As(err, &fe) {
+			return false, nil
+		}
+		return false, err
+	}
+	defer f.Close()
+	syms, err := f.DynamicSymbols()
+	if err != nil {
+		return false, nil
+	}
+	var read, write bool
+	for _, s := range syms {
+		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Value == 0 {
+			continue
+		}
+		switch s.Name {
+		case "SSL_read":
+			read = true
+		case "SSL_write":
+			write = true
+		}
+	}
+	return read && write, nil
+}
+
+// ReleaseExited lets go of the processes that have exited; a file whose
+// last user went loses its probes, unless it is a system library.
+func (t *TLSProbes) ReleaseExited() {
+	t.mu.Lock()
+	pids := make([]int, 0, len(t.procs))
+	starts := make([]uint64, 0, len(t.procs))
+	for pid, p := range t.procs {
+		pids, starts = append(pids, pid), append(starts, p.start)
+	}
+	t.mu.Unlock()
+	for i, pid := range pids {
+		if t.alive(pid, starts[i]) {
+			continue
+		}
+		t.mu.Lock()
+		t.releaseLocked(pid)
+		t.mu.Unlock()
+	}
+}
+
+func (t *TLSProbes) alive(pid int, start uint64) bool {
+	proc, err := t.fs.Proc(pid)
+	if err != nil {
+		return false
+	}
+	st, err := proc.Stat()
+	return err == nil && st.Starttime == start
+}
+
+func (t *TLSProbes) releaseLocked(pid int) {
+	p := t.procs[pid]
+	if p == nil {
+		return
+	}
+	delete(t.procs, pid)
+	for _, id := range p.files {
+		t.dropUserLocked(id, pid)
+	}
+	if t.allowed[pid] {
+		delete(t.allowed, pid)
+		_ = t.att.AllowTLS(uint32(pid), false)
+	}
+}
+
+func (t *TLSProbes) dropUserLocked(id fileID, pid int) {
+	f := t.files[id]
+	if f == nil {
+		return
+	}
+	delete(f.users, pid)
+	if len(f.users) > 0 || f.pinned {
+		return
+	}
+	if err := f.closer.Close(); err != nil {
+		t.opts.Logf("remove TLS probes from %s: %v", f.path, err)
+	}
+	delete(t.files, id)
+	t.stats.Detaches++
+}
+
+// Close removes every probe.
+func (t *TLSProbes) Close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, f := range t.files {
+		f.closer.Close()
+		delete(t.files, id)
+	}
+	t.procs = map[int]*tlsProc{}
+}
+
+// Stats returns a copy of the counters.
+func (t *TLSProbes) Stats() TLSStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.stats
+	s.FilesProbed = len(t.files)
+	s.Processes = len(t.procs)
+	s.Failures = make(map[string]uint64, len(t.stats.Failures))
+	for k, v := range t.stats.Failures {
+		s.Failures[k] = v
+	}
+	return s
+}
+
+// ProbedPaths lists the files with probes now.
+func (t *TLSProbes) ProbedPaths() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]string, 0, len(t.files))
+	for _, f := range t.files {
+		out = append(out, f.path)
+	}
+	return out
+}
+
+func (t *TLSProbes) selected(proc procfs.Proc, pid int) bool {
+	if !t.opts.Filtered() {
+		return true
+	}
+	for _, p := range t.opts.PIDs {
+		if p == pid {
+			return true
+		}
+	}
+	if len(t.opts.Executables) > 0 {
+		if exe, err := proc.Executable(); err == nil {
+			for _, name := range t.opts.Executables {
+				if filepath.Base(exe) == name {
+					return true
+				}
+			}
+		}
+	}
+	if len(t.opts.Cgroups) > 0 {
+		if cg, err := os.ReadFile(filepath.Join(t.root, strconv.Itoa(pid), "cgroup")); err == nil {
+			for _, s := range t.opts.Cgroups {
+				if strings.Contains(string(cg), s) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// inRoot is path as seen from pid's mount namespace, reached through its
+// root, so that libraries inside containers are found.
+func (t *TLSProbes) inRoot(pid int, path string) string {
+	return filepath.Join(t.root, strconv.Itoa(pid), "root", path)
+}
+
+// isLibSSL says whether a mapped file is an OpenSSL (or BoringSSL, or
+// LibreSSL) libssl, whatever its soname.
+func isLibSSL(path string) bool {
+	base := filepath.Base(path)
+	return strings.HasPrefix(base, "libssl") && strings.Contains(base, ".so")
+}
+
+func statID(path string) (fileID, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return fileID{}, err
+	}
+	return fileID{dev: st.Dev, ino: st.Ino}, nil
+}
+
+func containsID(ids []fileID, id fileID) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
