@@ -46,6 +46,9 @@ type Stats struct {
 	OrphanResponses int64
 	// DroppedExchanges counts exchanges given up under MaxPending (ErrDropped).
 	DroppedExchanges int64
+	// HTTP2 counts what HTTP/2 decoding did not hand on; left out of
+	// encodings while zero, as for every HTTP/1.x connection.
+	HTTP2 HTTP2Stats `json:",omitzero"`
 }
 
 // Conn decodes the two byte streams of one connection. It is not safe for
@@ -61,6 +64,7 @@ type Conn struct {
 	seq     uint64
 	closed  bool
 	stats   Stats
+	h2      h2switch
 }
 
 // exchange is an Exchange with the bookkeeping that keeps Sink calls
@@ -124,7 +128,18 @@ func (c *Conn) Feed(dir Direction, t time.Time, b []byte) {
 		c.stats.BytesDiscarded += int64(len(b))
 		return
 	}
+	if c.h2.feed(c, dir, t, b) {
+		return
+	}
+	tunneled := c.stats.BytesTunneled
 	c.half(dir).feed(b, t)
+	if c.h2.dec != nil {
+		// An h2c upgrade: the bytes after 101 Switching Protocols, which
+		// the half took for a tunnel, are HTTP/2.
+		n := c.stats.BytesTunneled - tunneled
+		c.stats.BytesTunneled = tunneled
+		c.h2.dec.feed(dir, t, b[len(b)-int(n):])
+	}
 }
 
 // Skip says n bytes of dir were lost in capture. Inside a body of known
@@ -142,6 +157,11 @@ func (c *Conn) Skip(dir Direction, t time.Time, n int) {
 	if c.closed {
 		return
 	}
+	if c.h2.dec != nil {
+		c.h2.dec.skip(dir, t, n)
+		return
+	}
+	c.h2.undecided(c)
 	h := c.half(dir)
 	h.t = t
 	h.skip(int64(n))
@@ -153,6 +173,10 @@ func (c *Conn) Close(t time.Time) {
 	if c.closed {
 		return
 	}
+	if c.h2.dec != nil {
+		c.h2.dec.close(t)
+	}
+	c.h2.undecided(c)
 	// The response being read belongs to the oldest exchange, so it ends
 	// first and Done calls keep the order of the requests.
 	first := Ingress
@@ -231,7 +255,7 @@ func (c *Conn) sendRequest(x *exchange) {
 
 // finish ends an exchange: Sink.Done once, after Sink.Request.
 func (c *Conn) finish(x *exchange, err error) {
-	if x == nil || x.done {
+	if x == nil || x.done || c.h2.upgraded(x) {
 		return
 	}
 	x.done = true
@@ -254,5 +278,8 @@ func (c *Conn) tunnel() {
 		h.discard(len(h.head))
 		h.release()
 		h.state = stTunnel
+	}
+	if c.h2.upgrade != nil {
+		c.startHTTP2(c.reqDir, false)
 	}
 }

@@ -323,11 +323,13 @@ func TestCloseEndsEverything(t *testing.T) {
 	}
 }
 
+// The HTTP/2 preface switches the connection to HTTP/2 decoding; it is
+// never read as an HTTP/1.x request.
 func TestHTTP2PrefaceIsNotHTTP1(t *testing.T) {
 	v := newConvo(t, Limits{})
 	v.feed(Egress, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00")
 	v.close()
-	if len(v.rec.recs) != 0 || v.c.Stats().BytesDiscarded == 0 {
+	if len(v.rec.recs) != 0 || !v.c.HTTP2() || v.c.Stats().HTTP2.OtherBytes != 24+9+18 || v.c.Stats().Malformed != 0 {
 		t.Fatalf("records %+v stats %+v", v.rec.recs, v.c.Stats())
 	}
 }
