@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"math"
 	"time"
 )
 
@@ -44,6 +45,8 @@ type Stats struct {
 	UnsupportedEncodings int64
 	// OrphanResponses counts responses whose request was not seen.
 	OrphanResponses int64
+	// Desyncs counts losses of unknown size reported through Desync.
+	Desyncs int64
 	// DroppedExchanges counts exchanges given up under MaxPending (ErrDropped).
 	DroppedExchanges int64
 	// HTTP2 counts what HTTP/2 decoding did not hand on; left out of
@@ -165,6 +168,24 @@ func (c *Conn) Skip(dir Direction, t time.Time, n int) {
 	h := c.half(dir)
 	h.t = t
 	h.skip(int64(n))
+}
+
+// Desync tells the decoder that an unknown number of bytes of dir went
+// missing before the next Feed: the message being read is cut as if all of
+// its rest were lost, and the stream is searched for the next message start.
+func (c *Conn) Desync(dir Direction, t time.Time) {
+	c.stats.Desyncs++
+	if c.closed {
+		return
+	}
+	if c.h2.dec != nil {
+		c.h2.dec.skip(dir, t, math.MaxInt32)
+		return
+	}
+	c.h2.undecided(c)
+	h := c.half(dir)
+	h.t = t
+	h.skip(math.MaxInt64 / 2)
 }
 
 // Close ends the connection at t: a response delimited by the close
