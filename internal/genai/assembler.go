@@ -3,6 +3,7 @@ package genai
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -384,6 +385,7 @@ func (st *callState) finish(x *decode.Exchange) {
 		c.End = c.Start
 	}
 
+	var reset *decode.ResetError
 	switch {
 	case st.failed:
 		if c.ErrorType == "" {
@@ -395,6 +397,10 @@ func (st *callState) finish(x *decode.Exchange) {
 		}
 	case x.HasResponse && c.Status >= 400:
 		c.ErrorType = strconv.Itoa(c.Status)
+	case errors.As(x.Err, &reset) && !st.terminal:
+		// RST_STREAM or GOAWAY: the peer said the call was cut.
+		c.ErrorType = reset.CodeName()
+		c.ErrorMessage = reset.Error()
 	case !x.HasResponse || (x.Err != nil && !st.terminal):
 		// Cut before its end: by a gap, a close, a dropped record or a
 		// limit, and a gap or lost records look just like a close from
