@@ -277,13 +277,40 @@ func TestHeaderTooLarge(t *testing.T) {
 	}
 }
 
-// A request the decoder cannot read is still answered by the server; a
-// placeholder takes that answer so the next response pairs correctly.
+// A request whose head is readable but whose framing is not (two
+// differing Content-Lengths, an invalid one) is still answered by the
+// server: it goes on cut, with what is known, and pairs with that answer,
+// so the next response pairs correctly too.
 func TestMalformedRequestKeepsPairing(t *testing.T) {
+	for _, cl := range []string{"Content-Length: nope\r\n", "Content-Length: 5\r\nContent-Length: 6\r\n"} {
+		v := newConvo(t, Limits{})
+		v.feed(Egress, getReq)
+		v.feed(Ingress, okResp)
+		v.feed(Egress, "POST /x HTTP/1.1\r\n"+cl+"\r\n")
+		v.feed(Ingress, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+		v.feed(Egress, "GET /y HTTP/1.1\r\n\r\n")
+		v.feed(Ingress, okResp)
+		v.close()
+		d, q := v.calls("done"), v.calls("request")
+		if len(d) != 3 || len(q) != 3 || d[1].Response.Status != 400 || d[2].Response.Status != 200 || q[2].Request.Target != "/y" {
+			t.Fatalf("%q: dones %+v", cl, d)
+		}
+		if q[1].Request.Target != "/x" || !q[1].Request.Truncated || q[1].Request.Start != 3 || !strings.Contains(d[1].Err, ErrMalformed.Error()) {
+			t.Errorf("%q: cut request %+v, err %q", cl, q[1].Request, d[1].Err)
+		}
+		if s := v.c.Stats(); s.Malformed != 1 || s.OrphanResponses != 0 || s.TruncatedBodies != 1 {
+			t.Errorf("%q: stats %+v", cl, s)
+		}
+	}
+}
+
+// A request line that cannot be read leaves nothing to report but the
+// count; a placeholder takes its answer so the next response pairs.
+func TestUnreadableRequestLineIsCounted(t *testing.T) {
 	v := newConvo(t, Limits{})
 	v.feed(Egress, getReq)
 	v.feed(Ingress, okResp)
-	v.feed(Egress, "POST /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
+	v.feed(Egress, "POST /x y HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
 	v.feed(Ingress, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
 	v.feed(Egress, "GET /y HTTP/1.1\r\n\r\n")
 	v.feed(Ingress, okResp)
@@ -293,6 +320,35 @@ func TestMalformedRequestKeepsPairing(t *testing.T) {
 		t.Fatalf("dones %+v", d)
 	}
 	if s := v.c.Stats(); s.Malformed != 1 || s.OrphanResponses != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// A real call with one 70 KiB header (over the 64 KiB default) is still
+// reported: cut after the fields read before it, paired with its response,
+// which is read in full.
+func TestRequestHeadOverLimitStillPairs(t *testing.T) {
+	v := newConvo(t, Limits{})
+	v.feed(Egress, "POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n")
+	v.feed(Egress, "X-Trace-Baggage: "+strings.Repeat("b", 70<<10)+"\r\n")
+	v.feed(Egress, "Content-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"model\":\"gpt-4\"}")
+	sse := "data: {\"a\":1}\n\ndata: [DONE]\n\n"
+	v.feed(Ingress, fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n%s", len(sse), sse))
+	v.feed(Egress, getReq)
+	v.feed(Ingress, okResp)
+	v.close()
+	q, d := v.calls("request"), v.calls("done")
+	if len(q) != 2 || len(d) != 2 {
+		t.Fatalf("requests %+v dones %+v", q, d)
+	}
+	r := q[0].Request
+	if r.Method != "POST" || r.Target != "/v1/chat/completions" || !r.Truncated || r.Start != 1 || r.End != 1 {
+		t.Errorf("cut request %+v", r)
+	}
+	if !strings.Contains(d[0].Err, ErrHeaderTooLarge.Error()) || d[0].Response.Events != 2 || d[1].Err != "" || d[1].Response.Body != "{}" {
+		t.Errorf("dones %+v", d)
+	}
+	if s := v.c.Stats(); s.HeadersTooLarge != 1 || s.TruncatedBodies != 1 {
 		t.Errorf("stats %+v", s)
 	}
 }

@@ -185,7 +185,7 @@ func (h *half) readHead(b []byte) int {
 			h.hunt(i < 0)
 		} else {
 			h.c.stats.HeadersTooLarge++
-			h.headFailed(ErrHeaderTooLarge, i < 0)
+			h.headFailed(ErrHeaderTooLarge, i < 0, nil)
 		}
 		return len(seg)
 	}
@@ -236,13 +236,16 @@ func (h *half) notStart(midLine bool) {
 		return
 	}
 	h.c.stats.Malformed++
-	h.headFailed(fmt.Errorf("start line: %w", ErrMalformed), midLine)
+	h.headFailed(fmt.Errorf("start line: %w", ErrMalformed), midLine, nil)
 }
 
-// headFailed gives up a message whose head could not be read. The peer saw
-// that message too and will likely answer it, so a lost request leaves a
-// placeholder that absorbs its response and keeps the pairing in step.
-func (h *half) headFailed(err error, midLine bool) {
+// headFailed gives up a message whose head could not be read whole (ph is
+// the parsed head when only its framing was wrong). The peer saw that
+// message too and will likely answer it. A request whose request line was
+// read still goes on with what is known of it, cut (see cutRequest); any
+// other lost request leaves a placeholder that absorbs its response and
+// keeps the pairing in step.
+func (h *half) headFailed(err error, midLine bool, ph *parsedHead) {
 	if h.hunted {
 		// The start line was found in unknown bytes and what followed is
 		// not a head: it was a look-alike, and nothing is paired with it.
@@ -252,7 +255,9 @@ func (h *half) headFailed(err error, midLine bool) {
 	req, _ := h.roles()
 	if h.c.roles {
 		if req {
-			h.c.push(&exchange{ghost: true})
+			if !h.cutRequest(err, ph) {
+				h.c.push(&exchange{ghost: true})
+			}
 		} else {
 			h.c.finish(h.c.pop(), err)
 		}
@@ -260,11 +265,61 @@ func (h *half) headFailed(err error, midLine bool) {
 	h.hunt(midLine)
 }
 
+// cutRequest hands on a request whose head could not be read whole, with
+// what is known: the request line, the fields read before the failure,
+// and its timing. Its body is lost (the framing is unknown), so it is
+// marked truncated and the exchange carries err; its response still pairs
+// with it and completes the call. It reports false when not even the
+// request line was read.
+func (h *half) cutRequest(err error, ph *parsedHead) bool {
+	if !h.request || h.firstLine {
+		return false
+	}
+	if ph == nil {
+		nl := bytes.IndexByte(h.head, '\n')
+		if nl < 0 {
+			return false
+		}
+		m, tg, pr, ok := requestLine(h.head[:nl+1])
+		if !ok {
+			return false
+		}
+		ph = &parsedHead{method: string(m), target: string(tg), proto: string(pr)}
+		if end := h.lineStart; end > nl+1 {
+			// Whole field lines only; a bad one ends what can be kept.
+			lines := h.head[nl+1 : end]
+			if hdr, err := parseFields(lines, string(lines)); err == nil {
+				ph.header = hdr
+			}
+		}
+	}
+	if ph.header == nil {
+		ph.header = http.Header{}
+	}
+	c := h.c
+	x := &exchange{}
+	x.Seq = c.seq
+	c.seq++
+	x.ClientSide = c.reqDir == Egress
+	x.Err = err
+	x.Request = Request{
+		Method: ph.method, Target: ph.target, Proto: ph.proto, Header: ph.header,
+		BodyTruncated: true, WireBytes: int64(len(h.head)), Start: h.headT, End: h.last,
+	}
+	if len(h.head) == 0 { // the head was read whole and already let go
+		x.Request.WireBytes = h.wire
+	}
+	c.stats.TruncatedBodies++
+	c.push(x)
+	c.sendRequest(x)
+	return true
+}
+
 func (h *half) headDone() {
 	ph, err := parseHead(h.head, h.request)
 	if err != nil {
 		h.c.stats.Malformed++
-		h.headFailed(err, false)
+		h.headFailed(err, false, nil)
 		return
 	}
 	h.wire = int64(len(h.head))
@@ -285,7 +340,7 @@ func (h *half) requestHead(ph parsedHead) {
 	case ph.header["Transfer-Encoding"] != nil:
 		if !chunkedLast(ph.header["Transfer-Encoding"]) {
 			c.stats.Malformed++
-			h.headFailed(fmt.Errorf("request transfer coding: %w", ErrMalformed), false)
+			h.headFailed(fmt.Errorf("request transfer coding: %w", ErrMalformed), false, &ph)
 			return
 		}
 		fr = chunkedBody
@@ -293,7 +348,7 @@ func (h *half) requestHead(ph parsedHead) {
 		var ok bool
 		if n, ok = contentLength(ph.header["Content-Length"]); !ok {
 			c.stats.Malformed++
-			h.headFailed(fmt.Errorf("request Content-Length: %w", ErrMalformed), false)
+			h.headFailed(fmt.Errorf("request Content-Length: %w", ErrMalformed), false, &ph)
 			return
 		}
 		if n > 0 {

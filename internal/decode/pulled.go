@@ -47,6 +47,7 @@ var (
 	errZstdHeader      = errors.New("zstd: invalid frame header")
 	errZstdDictionary  = errors.New("zstd: frame needs a dictionary")
 	errZstdBlock       = errors.New("zstd: invalid block header")
+	errZstdSkippable   = errors.New("zstd: skippable frame over the limit")
 	errZstdStarved     = errors.New("zstd: input ended inside a unit")
 	errStopped         = errors.New("content coding: body full")
 	errBrotliLargeWind = errors.New("brotli: large-window stream")
@@ -332,7 +333,7 @@ func (d *zstdDecoder) frame() error {
 				}
 				n := int64(binary.LittleEndian.Uint32(u[4:]))
 				if n > zstdMaxSkippable {
-					return fmt.Errorf("zstd skippable frame of %d bytes: %w", n, errZstdHeader)
+					return fmt.Errorf("zstd skippable frame of %d bytes: %w", n, errZstdSkippable)
 				}
 				if int64(len(u)) < 8+n {
 					return nil
