@@ -145,10 +145,13 @@ func (a *Assembler) Done(x *decode.Exchange) {
 	st := a.pending[i]
 	a.pending = append(a.pending[:i], a.pending[i+1:]...)
 	st.head(x)
+	// A body cut or undecodable (its content coding broke) is the
+	// observer's loss even when nothing of it is left to parse, streamed
+	// or not: the call is never reported as a clean success.
+	if x.HasResponse && x.Response.BodyTruncated {
+		st.c.Truncated = true
+	}
 	if x.HasResponse && x.Response.Stream == decode.NotStreamed && len(x.Response.Body) > 0 {
-		if x.Response.BodyTruncated {
-			st.c.Truncated = true
-		}
 		if !st.fam.body(st, x.Response.Body, x.Response.End) {
 			a.stats.Unparsed++
 		}
