@@ -72,6 +72,7 @@ type Agent struct {
 	// tracking them.
 	conns     map[pidFD]*conn
 	resources map[int]*export.Process
+	closed    lossTotals // loss counters of the connections closed so far
 }
 
 // pidFD is an fd of a process, which names one connection at a time.
@@ -241,6 +242,7 @@ func (a *Agent) closeLocked(c *conn, t time.Time) {
 	// Exchanges the decoder could not end (no request seen whole) still
 	// owe their calls an end.
 	c.asm.Close()
+	a.closed.add(c)
 	a.stats.RequestsIgnored.Add(uint64(c.asm.Stats().Ignored))
 	delete(a.conns, pidFD{c.key.PID, c.key.FD})
 	a.stats.Conns.Add(-1)
