@@ -1,7 +1,8 @@
 // Package decode turns the two byte streams of one TCP connection into HTTP
 // exchanges. It owns HTTP/1.1 framing (keep-alive, pipelining,
 // Content-Length, chunked, and the gzip, deflate, br and zstd content
-// codings) and the streaming formats
+// codings), HTTP/2 (frames, HPACK, an exchange per stream; see
+// JoinHTTP2) and the streaming formats
 // carried in a response body (SSE events and NDJSON lines), each stamped
 // with the time its last byte was seen. It hands complete requests, stream
 // events and finished exchanges to a Sink; it knows nothing of the kernel
@@ -95,7 +96,8 @@ type Limits struct {
 	// MaxPending is how many requests may wait for their responses
 	// (pipelining) before the oldest is dropped (default 16). Each keeps
 	// its body, so a connection holds at most about
-	// MaxPending*MaxBodyBytes of request bodies.
+	// MaxPending*MaxBodyBytes of request bodies. Over HTTP/2 it bounds the
+	// streams open at once, each holding up to a body in each direction.
 	MaxPending int
 	// MaxWindowBytes is the largest history window a br or zstd body may
 	// need (default 8 MiB, what RFC 8878 asks every zstd decoder to

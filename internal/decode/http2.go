@@ -93,7 +93,8 @@ func (c *Conn) JoinHTTP2(client Direction) {
 
 // OnHTTP2Request registers fn to be called once per HTTP/2 connection, with
 // the first request head decoded, as soon as it is decoded (before its body
-// and before Sink.Request). It lets the caller decide early whether the
+// and before Sink.Request); after an h2c upgrade, with the HTTP/1.1
+// request that asked for it. It lets the caller decide early whether the
 // connection carries calls worth keeping; gRPC requests come with their
 // content type so they can be told apart. fn is called from inside Feed.
 func (c *Conn) OnHTTP2Request(fn func(method, path, contentType string)) {

@@ -161,19 +161,27 @@ func (d *h2dir) step(b []byte) int {
 	switch d.state {
 	case fsPreface:
 		k := min(len(b), len(clientPreface)-d.pre)
-		if string(b[:k]) != clientPreface[d.pre:d.pre+k] {
-			// Not the preface: the capture began after it.
-			h.lostStart()
-			d.pre = 0
-			d.state = fsHunt
-			return 0
+		n := 0
+		for n < k && b[n] == clientPreface[d.pre+n] {
+			n++
 		}
-		d.pre += k
-		st.HTTP2.OtherBytes += int64(k)
+		d.pre += n
+		if n < k {
+			// Not the preface: the capture began after it. What matched
+			// is looked through for a frame like any other byte.
+			h.lostStart()
+			pre := d.pre
+			d.pre, d.state = 0, fsHunt
+			for i := 0; i < pre; i++ {
+				d.step([]byte{clientPreface[i]})
+			}
+			return n
+		}
 		if d.pre == len(clientPreface) {
+			st.HTTP2.OtherBytes += int64(len(clientPreface))
 			d.state = fsHeader
 		}
-		return k
+		return n
 	case fsHeader, fsHunt:
 		if d.hn == 0 {
 			d.frameT = d.t

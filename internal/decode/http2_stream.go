@@ -319,12 +319,7 @@ func (h *h2conn) requestBlock(d *h2dir, b *headerBlock) {
 		return
 	}
 	ct := b.header.Get("Content-Type")
-	if !h.reported {
-		h.reported = true
-		if fn := h.c.h2.onRequest; fn != nil {
-			fn(b.method, b.path, ct)
-		}
-	}
+	h.report(b.method, b.path, ct)
 	s := &h2stream{id: b.sid}
 	if isGRPC(ct) {
 		st.HTTP2.GRPCStreams++
@@ -460,6 +455,18 @@ func (h *h2conn) adoptUpgrade(x *exchange) {
 	s := &h2stream{id: 1, x: x, reqEnded: true}
 	h.maxClient = 1
 	h.add(s)
+	h.report(x.Request.Method, x.Request.Target, x.Request.Header.Get("Content-Type"))
+}
+
+// report hands the connection's first request head to OnHTTP2Request.
+func (h *h2conn) report(method, path, contentType string) {
+	if h.reported {
+		return
+	}
+	h.reported = true
+	if fn := h.c.h2.onRequest; fn != nil {
+		fn(method, path, contentType)
+	}
 }
 
 func (h *h2conn) requestEnded(s *h2stream) {

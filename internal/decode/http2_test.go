@@ -109,7 +109,7 @@ func TestHTTP2Verdict(t *testing.T) {
 	}{
 		{"h2_openai_chat_sse", true, []verdict{{"POST", "/v1/chat/completions", "application/json"}}},
 		{"h2_grpc", true, []verdict{{"POST", "/helloworld.Greeter/SayHello", "application/grpc"}}},
-		{"h2_h2c_upgrade", true, []verdict{{"GET", "/api/tags", ""}}},
+		{"h2_h2c_upgrade", true, []verdict{{"POST", "/api/generate", "application/json"}}},
 		{"h2_multiplexed_two_streams", true, []verdict{{"POST", "/v1/chat/completions", "application/json"}}},
 		{"openai_chat_sse_chunked", false, nil},
 		{"pipelined", false, nil},
