@@ -43,17 +43,30 @@ func (a *tlsAttachment) Close() error {
 }
 
 // AttachOpenSSL puts the TLS probes on the OpenSSL functions of the ELF file
-// at path (a libssl, or an executable carrying OpenSSL). A uprobe belongs to
-// the file, so every process that maps it, now or later, is followed. Close
-// the returned value to remove them.
-func (p *Probe) AttachOpenSSL(path string) (io.Closer, error) {
+// at path (a libssl, or an executable carrying OpenSSL), at the file offsets
+// given by symbol name (nil: looked up in the file). A uprobe belongs to the
+// file, so every process that maps it, now or later, is followed. Close the
+// returned value to remove them.
+func (p *Probe) AttachOpenSSL(path string, offsets map[string]uint64) (io.Closer, error) {
 	ex, err := link.OpenExecutable(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	att := &tlsAttachment{}
 	for _, h := range tlsHooks {
-		enter, err := ex.Uprobe(h.symbol, h.enter(&p.objs), nil)
+		var opts *link.UprobeOptions
+		if offsets != nil {
+			off, ok := offsets[h.symbol]
+			if !ok && !h.required {
+				continue
+			}
+			if !ok {
+				att.Close()
+				return nil, fmt.Errorf("%s has no %s", path, h.symbol)
+			}
+			opts = &link.UprobeOptions{Address: off}
+		}
+		enter, err := ex.Uprobe(h.symbol, h.enter(&p.objs), opts)
 		if err != nil {
 			if !h.required && errors.Is(err, link.ErrNoSymbol) {
 				continue
@@ -62,7 +75,7 @@ func (p *Probe) AttachOpenSSL(path string) (io.Closer, error) {
 			return nil, fmt.Errorf("uprobe %s in %s: %w", h.symbol, path, err)
 		}
 		att.links = append(att.links, enter)
-		exit, err := ex.Uretprobe(h.symbol, h.exit(&p.objs), nil)
+		exit, err := ex.Uretprobe(h.symbol, h.exit(&p.objs), opts)
 		if err != nil {
 			att.Close()
 			return nil, fmt.Errorf("uretprobe %s in %s: %w", h.symbol, path, err)

@@ -19,9 +19,10 @@ import (
 
 // TLSAttacher puts TLS probes on one file; capture's Probe is one.
 type TLSAttacher interface {
-	// AttachOpenSSL probes the OpenSSL functions of the ELF file at path;
-	// closing the result removes the probes.
-	AttachOpenSSL(path string) (io.Closer, error)
+	// AttachOpenSSL probes the OpenSSL functions of the ELF file at path,
+	// found at the given file offsets by symbol name; closing the result
+	// removes the probes.
+	AttachOpenSSL(path string, offsets map[string]uint64) (io.Closer, error)
 	// AllowTLS adds or removes a process from those the probes follow,
 	// when following is limited by TLSOptions.
 	AllowTLS(pid uint32, allow bool) error
@@ -309,14 +310,14 @@ func (t *TLSProbes) ScanPID(pid int) {
 // attach probes one file; nil when it carries no OpenSSL or failed, which
 // is remembered so the file is not tried again.
 func (t *TLSProbes) attach(id fileID, path string) *probedFile {
-	ok, err := carriesOpenSSL(path)
-	if err == nil && !ok {
+	offsets, err := openSSLOffsets(path)
+	if err == nil && offsets == nil {
 		t.noTLS[id] = true
 		return nil
 	}
 	var c io.Closer
 	if err == nil {
-		c, err = t.att.AttachOpenSSL(path)
+		c, err = t.att.AttachOpenSSL(path, offsets)
 	}
 	if err != nil {
 		reason := "attach_failed"
@@ -331,39 +332,81 @@ func (t *TLSProbes) attach(id fileID, path string) *probedFile {
 	f := &probedFile{path: path, closer: c, users: map[int]struct{}{}}
 	t.files[id] = f
 	t.stats.Attaches++
+	t.opts.Logf("TLS probes on %s", path)
 	return f
 }
 
-// carriesOpenSSL reports whether the ELF file at path exports OpenSSL's
-// SSL_read and SSL_write (a libssl, or an executable that links OpenSSL in
-// and exports it, as Node.js does). A file that is not ELF carries none.
-func carriesOpenSSL(path string) (bool, error) {
+// tlsSymbols are the OpenSSL functions the probes hook.
+var tlsSymbols = []string{"SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"}
+
+// openSSLOffsets finds OpenSSL's functions in the ELF file at path and
+// returns their file offsets, the form a uprobe takes; nil when the file does
+// not export SSL_read and SSL_write (it is not OpenSSL, or not ELF). It scans
+// the dynamic symbol table in place rather than decoding every symbol: an
+// executable such as node exports some 75,000, which debug/elf takes a
+// quarter of a second to decode, longer than node takes to make its first
+// request after exec.
+func openSSLOffsets(path string) (map[string]uint64, error) {
 	f, err := elf.Open(path)
 	if err != nil {
 		var fe *elf.FormatError
 		if errors.As(err, &fe) {
-			return false, nil
+			return nil, nil
 		}
-		return false, err
+		return nil, err
 	}
 	defer f.Close()
-	syms, err := f.DynamicSymbols()
-	if err != nil {
-		return false, nil
+	if f.Class != elf.ELFCLASS64 {
+		return nil, nil
 	}
-	var read, write bool
-	for _, s := range syms {
-		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Value == 0 {
+	symSec, strSec := f.Section(".dynsym"), f.Section(".dynstr")
+	if symSec == nil || strSec == nil {
+		return nil, nil
+	}
+	syms, err := symSec.Data()
+	if err != nil {
+		return nil, fmt.Errorf("read .dynsym of %s: %w", path, err)
+	}
+	strs, err := strSec.Data()
+	if err != nil {
+		return nil, fmt.Errorf("read .dynstr of %s: %w", path, err)
+	}
+	const symSize = 24 // Elf64_Sym
+	found := map[string]uint64{}
+	for off := symSize; off+symSize <= len(syms); off += symSize {
+		e := syms[off : off+symSize]
+		if elf.ST_TYPE(e[4]) != elf.STT_FUNC {
 			continue
 		}
-		switch s.Name {
-		case "SSL_read":
-			read = true
-		case "SSL_write":
-			write = true
+		value := f.ByteOrder.Uint64(e[8:16])
+		name := int(f.ByteOrder.Uint32(e[0:4]))
+		if value == 0 || name >= len(strs) || strs[name] != 'S' {
+			continue
+		}
+		for _, want := range tlsSymbols {
+			end := name + len(want)
+			if end < len(strs) && strs[end] == 0 && string(strs[name:end]) == want {
+				if fo, ok := fileOffset(f, value); ok {
+					found[want] = fo
+				}
+			}
 		}
 	}
-	return read && write, nil
+	if found["SSL_read"] == 0 || found["SSL_write"] == 0 {
+		return nil, nil
+	}
+	return found, nil
+}
+
+// fileOffset turns a virtual address into the offset in the file of the
+// loadable segment holding it.
+func fileOffset(f *elf.File, addr uint64) (uint64, bool) {
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 && addr >= p.Vaddr && addr < p.Vaddr+p.Memsz {
+			return addr - p.Vaddr + p.Off, true
+		}
+	}
+	return 0, false
 }
 
 // ReleaseExited lets go of the processes that have exited; a file whose
