@@ -72,6 +72,10 @@ type settings struct {
 	providers  string
 	userIDSalt string
 	healthAddr string
+	tls        bool
+	tlsExes    string
+	tlsPIDs    string
+	tlsCgroups string
 }
 
 func envString(name, def string) string {
@@ -120,7 +124,56 @@ func (s *settings) register(fs *flag.FlagSet) error {
 		"salt for hashing end-user ids (set it to keep hashes stable across restarts; random otherwise)")
 	strFlag(&s.healthAddr, "health-addr", "LLM_OBSERVER_HEALTH_ADDR", "127.0.0.1:9464",
 		"address of /healthz, /readyz and /metrics; empty disables them")
+	tlsOn, e := envBool("LLM_OBSERVER_TLS", true)
+	err = errors.Join(err, e)
+	fs.BoolVar(&s.tls, "tls", tlsOn, "probe TLS libraries (OpenSSL) to see HTTPS calls ($LLM_OBSERVER_TLS)")
+	strFlag(&s.tlsExes, "tls-executables", "LLM_OBSERVER_TLS_EXECUTABLES", "",
+		"comma-separated executable names whose TLS is followed; empty means every process")
+	strFlag(&s.tlsPIDs, "tls-pids", "LLM_OBSERVER_TLS_PIDS", "", "comma-separated pids whose TLS is followed")
+	strFlag(&s.tlsCgroups, "tls-cgroups", "LLM_OBSERVER_TLS_CGROUPS", "",
+		"comma-separated substrings of /proc/PID/cgroup (pod UID, container id) whose TLS is followed")
 	return err
+}
+
+func envBool(name string, def bool) (bool, error) {
+	v, ok := os.LookupEnv(name)
+	if !ok || v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return def, fmt.Errorf("%s=%q: want true or false", name, v)
+	}
+	return b, nil
+}
+
+// tlsOptions turns the TLS filter settings into discover's options.
+func (s *settings) tlsOptions() (discover.TLSOptions, error) {
+	opts := discover.TLSOptions{
+		Executables: splitList(s.tlsExes),
+		Cgroups:     splitList(s.tlsCgroups),
+		Logf: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "llm-observer: "+format+"\n", args...)
+		},
+	}
+	for _, p := range splitList(s.tlsPIDs) {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return opts, fmt.Errorf("LLM_OBSERVER_TLS_PIDS: %q is not a pid", p)
+		}
+		opts.PIDs = append(opts.PIDs, n)
+	}
+	return opts, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (s *settings) captureConfig() (capture.Config, error) {
@@ -176,9 +229,19 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	tlsOpts, err := s.tlsOptions()
+	if err != nil {
+		return err
+	}
+	capCfg.FilterTLS = tlsOpts.Filtered()
 	providers, err := parseProviders(s.providers)
 	if err != nil {
 		return err
+	}
+	if addr := os.Getenv("LLM_OBSERVER_PPROF_ADDR"); addr != "" {
+		if err := startProfiling(addr); err != nil {
+			return err
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -223,10 +286,27 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	agent := observer.New(observer.Config{
+	agentCfg := observer.Config{
 		Limits: decode.Limits{MaxBodyBytes: s.maxBody, MaxHeaderBytes: s.maxHeader},
 		GenAI:  genaiOptions(expCfg, providers, s.userIDSalt),
-	}, procs, identity(pods), exp)
+	}
+	var tls *discover.TLSProbes
+	if s.tls {
+		tls, err = discover.NewTLSProbes(s.procRoot, probe, tlsOpts)
+		if err != nil {
+			return err
+		}
+		agentCfg.Notice = tls.Notice
+		// Probes go before the kernel objects they use (deferred calls
+		// run last first): Run removes them when ctx ends.
+		tlsDone := make(chan struct{})
+		go func() { tls.Run(ctx); close(tlsDone) }()
+		defer func() { <-tlsDone }()
+	}
+	agent := observer.New(agentCfg, procs, identity(pods), exp)
+	if tls != nil {
+		agent.AddSamples(func() []observer.SelfSample { return tlsSamples(tls.Stats()) })
+	}
 	if err := observer.RegisterSelfMetrics(exp.SelfMeter(), agent, probe); err != nil {
 		return err
 	}

@@ -123,3 +123,19 @@ func (r *readiness) check() error {
 }
 
 var _ observer.KernelCounters = (*capture.Probe)(nil)
+
+// tlsSamples reports TLS probing for the self-metrics; every failure
+// reason is always present, so a dashboard sees zeros rather than gaps.
+func tlsSamples(st discover.TLSStats) []observer.SelfSample {
+	out := []observer.SelfSample{
+		{Name: "llm_observer.tls.files_probed", Help: "files (libssl, executables carrying OpenSSL) with TLS probes now", Value: float64(st.FilesProbed), Gauge: true},
+		{Name: "llm_observer.tls.processes", Help: "processes whose TLS library is probed now", Value: float64(st.Processes), Gauge: true},
+		{Name: "llm_observer.tls.attaches", Help: "files given TLS probes since start", Value: float64(st.Attaches)},
+		{Name: "llm_observer.tls.detaches", Help: "files whose TLS probes went with their last process", Value: float64(st.Detaches)},
+	}
+	for _, reason := range []string{"open_failed", "attach_failed"} {
+		out = append(out, observer.SelfSample{Name: "llm_observer.tls.probe_failures", Reason: reason,
+			Help: "files carrying OpenSSL that could not be probed", Value: float64(st.Failures[reason])})
+	}
+	return out
+}
