@@ -50,9 +50,6 @@ func SelfSamples(a *Agent, k KernelCounters) []SelfSample {
 		{Name: "llm_observer.sweep.errors", Help: "failed walks of the kernel's connection map", Value: float64(st.SweepErrors.Load())},
 	}
 	out = appendLosses(out, a)
-	for _, f := range a.samplers {
-		out = append(out, f()...)
-	}
 	if k == nil {
 		return out
 	}
