@@ -319,15 +319,16 @@ func (d *h2dir) header() {
 			return
 		}
 		if fh.Length > h2MaxFrameLen(h.c.lim) {
-			st.HeadersTooLarge++
-			if fh.Type == http2.FrameContinuation {
-				d.blk.wire += wire
-				d.failBlock()
+			// Too large to hold: the block is given up and HPACK restarts.
+			if fh.Type != http2.FrameContinuation {
+				d.blk = headerBlock{active: true, sid: fh.StreamID, push: fh.Type == http2.FramePushPromise,
+					endStream: fh.Type == http2.FrameHeaders && fh.Flags.Has(http2.FlagHeadersEndStream), start: d.frameT}
+			}
+			d.blk.wire += wire
+			d.blk.tooLarge = true
+			d.failBlock()
+			if fh.Flags.Has(http2.FlagHeadersEndHeaders) { // the same bit for all three types
 				d.endBlock()
-			} else {
-				st.HTTP2.HPACKErrors++
-				st.BytesDiscarded += wire
-				d.resetHPACK()
 			}
 			d.skipPayload(n)
 			return

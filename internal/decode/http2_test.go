@@ -99,6 +99,66 @@ func TestHTTP2WireAccounting(t *testing.T) {
 	}
 }
 
+// Detection: the preface in either direction, in any pieces, even after
+// the server's first SETTINGS; nothing else.
+func TestHTTP2Detection(t *testing.T) {
+	ops := loadFixture(t, "testdata/h2_openai_chat_sse.http").ops
+	serverFirst := append([]fixtureOp{ops[1], ops[0]}, ops[2:]...)
+	tests := []struct {
+		name       string
+		ops        []fixtureOp
+		swap       bool
+		bytewise   bool
+		http2      bool
+		clientSide bool
+	}{
+		{"client", ops, false, false, true, true},
+		{"server_bytewise", ops, true, true, true, false},
+		{"server_settings_first", serverFirst, true, false, true, false},
+		{"client_settings_first_bytewise", serverFirst, false, true, true, true},
+		{"pri_http1", []fixtureOp{{dir: Egress, data: []byte("PRI * HTTP/1.1\r\nHost: x\r\n\r\n")}}, false, true, false, false},
+		{"zero_bytes_both_ways", []fixtureOp{{dir: Egress, data: []byte{0, 0, 0}}, {dir: Ingress, data: []byte{0, 1}}, {dir: Egress, data: []byte(clientPreface)}}, false, true, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := newRecorder(t, base)
+			c := NewConn(Limits{}, rec)
+			for _, op := range tt.ops {
+				dir := op.dir
+				if tt.swap {
+					dir = other(dir)
+				}
+				if tt.bytewise {
+					for i := range op.data {
+						c.Feed(dir, base, op.data[i:i+1])
+					}
+				} else {
+					c.Feed(dir, base, op.data)
+				}
+			}
+			c.Close(base)
+			rec.allDone()
+			if c.HTTP2() != tt.http2 {
+				t.Fatalf("HTTP2() = %v", c.HTTP2())
+			}
+			if !tt.http2 {
+				return
+			}
+			events := 0
+			for _, r := range rec.recs {
+				if r.Call == "event" {
+					events++
+				} else if r.ClientSide != tt.clientSide || r.Err != "" {
+					t.Errorf("record %+v", r)
+				}
+			}
+			if events != 7 || len(rec.recs) != 9 {
+				t.Errorf("%d records, %d events", len(rec.recs), events)
+			}
+		})
+	}
+}
+
 type verdict struct{ method, path, contentType string }
 
 func TestHTTP2Verdict(t *testing.T) {
@@ -433,7 +493,8 @@ func TestHTTP2JoinMidFrame(t *testing.T) {
 
 // More streams than MaxPending: the oldest is given up and counted; a
 // header block over the limit is counted and its stream dropped, while
-// HPACK stays in step for the next one.
+// HPACK stays in step for the next one; a block in frames too large to
+// hold is skipped and HPACK restarts.
 func TestHTTP2Limits(t *testing.T) {
 	s := newH2Script("limits", "").open()
 	for sid := uint32(1); sid <= 9; sid += 2 {
@@ -445,6 +506,12 @@ func TestHTTP2Limits(t *testing.T) {
 	s.feed(Egress).headers(Egress, 11, true, ":method", "GET", ":path", "/big", ":scheme", "https", ":authority", "a", "x-big", strings.Repeat("b", 700))
 	s.feed(Egress).headers(Egress, 13, true, ":method", "GET", ":path", "/after", ":scheme", "https", ":authority", "a")
 	s.feed(Ingress).headers(Ingress, 13, true, ":status", "204")
+	// A block in frames too large to hold: skipped, HPACK restarted.
+	s.maxFrag = 17000
+	s.feed(Egress).headers(Egress, 15, true, ":method", "GET", ":path", "/huge", "x-huge", strings.Repeat("h", 40000))
+	s.maxFrag = 0
+	s.feed(Egress).headers(Egress, 17, true, ":method", "GET", ":path", "/later", ":scheme", "http", ":authority", "b")
+	s.feed(Ingress).headers(Ingress, 17, true, ":status", "204")
 	rec := newRecorder(t, base)
 	c := NewConn(Limits{MaxPending: 3, MaxBodyBytes: 100, MaxHeaderBytes: 512}, rec)
 	for _, op := range conversation(t, s) {
@@ -454,7 +521,7 @@ func TestHTTP2Limits(t *testing.T) {
 	c.Close(base)
 	rec.allDone()
 	st := c.Stats()
-	if st.DroppedExchanges != 2 || st.HeadersTooLarge != 1 || st.TruncatedBodies != 3 || st.HTTP2.UnknownStreams != 0 || st.HTTP2.HPACKErrors != 0 {
+	if st.DroppedExchanges != 2 || st.HeadersTooLarge != 2 || st.TruncatedBodies != 3 || st.HTTP2.UnknownStreams != 0 || st.HTTP2.HPACKErrors != 0 {
 		t.Errorf("stats %+v", st)
 	}
 	var targets []string
@@ -466,7 +533,7 @@ func TestHTTP2Limits(t *testing.T) {
 			targets = append(targets, r.Request.Target)
 		}
 	}
-	want := []string{"/v1/models/1", "/v1/models/3", "/v1/models/5", "/v1/models/7", "/v1/models/9", "200", "200", "200", "/after", "204"}
+	want := []string{"/v1/models/1", "/v1/models/3", "/v1/models/5", "/v1/models/7", "/v1/models/9", "200", "200", "200", "/after", "204", "/later", "204"}
 	if !slices.Equal(targets, want) {
 		t.Errorf("got %q\nwant %q", targets, want)
 	}
