@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -42,6 +43,8 @@ type instruments struct {
 	serverTokens   metric.Int64Histogram
 
 	client, server sideInstruments
+
+	sets setCache
 }
 
 // sideInstruments are the operational instruments kept once per side.
@@ -78,7 +81,7 @@ func newSideInstruments(m metric.Meter, prefix, verb string) (sideInstruments, e
 	var s sideInstruments
 	var errs [6]error
 	s.requests, errs[0] = m.Int64Counter(prefix+suffixRequests,
-		metric.WithDescription("GenAI requests the observed process "+verb+", by outcome."),
+		metric.WithDescription("GenAI requests the observed process "+verb+", by outcome: error.type when the wire said it failed, llm_observer.truncated when capture saw it only in part."),
 		metric.WithUnit("{request}"))
 	s.errors, errs[1] = m.Int64Counter(prefix+suffixErrors,
 		metric.WithDescription("GenAI requests the observed process "+verb+" that failed, by error.type."),
@@ -102,7 +105,7 @@ func newSideInstruments(m metric.Meter, prefix, verb string) (sideInstruments, e
 
 // metricAttrs are the conventions' common metric attributes of a call.
 // Response model and error type are left out at start, when they are not
-// known yet.
+// known yet. Whatever it reads of the call must be in setKey too.
 func (e *Exporter) metricAttrs(dst []attribute.KeyValue, c *genai.Call, ended bool) []attribute.KeyValue {
 	dst = append(dst, semconv.GenAIOperationNameKey.String(operationName(c)), semconv.GenAIProviderNameKey.String(c.Provider))
 	if e.emitSystem {
@@ -147,18 +150,11 @@ func (ins *instruments) side(c *genai.Call) *sideInstruments {
 // record adds one ended call to the process's instruments.
 func (e *Exporter) record(ins *instruments, c *genai.Call) {
 	ctx := context.Background()
-	var buf [10]attribute.KeyValue
-	common := e.metricAttrs(buf[:0], c, true)
-	set := attribute.NewSet(common...)
-	withErr := set
-	if c.ErrorType != "" {
-		withErr = extendSet(common, semconv.ErrorTypeKey.String(c.ErrorType))
-	}
-	setOpt := metric.WithAttributeSet(set)
-	errOpt := metric.WithAttributeSet(withErr)
+	sets := ins.sets.get(e, c)
+	setOpt, errOpt := sets.commonOpt, sets.withErrOpt
 
 	side := ins.side(c)
-	side.requests.Add(ctx, 1, errOpt)
+	side.requests.Add(ctx, 1, sets.outcomeOpt)
 	if c.ErrorType != "" {
 		side.errors.Add(ctx, 1, errOpt)
 	}
@@ -172,11 +168,16 @@ func (e *Exporter) record(ins *instruments, c *genai.Call) {
 		side.throughput.Record(ctx, rate, setOpt)
 	}
 
+	// A call cut before any response has no operation duration to speak
+	// of, only how long its request took to send.
+	timed := c.Status != 0 || !c.Truncated
 	tokens := ins.clientTokens.Inst()
 	if c.Endpoint.ClientSide {
-		ins.clientDuration.RecordSet(ctx, c.Duration().Seconds(), withErr)
+		if timed {
+			ins.clientDuration.Inst().Record(ctx, c.Duration().Seconds(), errOpt)
+		}
 		if ttfc, ok := c.TimeToFirstChunk(); ok {
-			ins.clientTTFC.RecordSet(ctx, ttfc.Seconds(), set)
+			ins.clientTTFC.Inst().Record(ctx, ttfc.Seconds(), setOpt)
 		}
 		for i := 1; i < len(c.ContentChunks); i++ {
 			if gap := c.ContentChunks[i].Sub(c.ContentChunks[i-1]); gap >= 0 {
@@ -185,24 +186,88 @@ func (e *Exporter) record(ins *instruments, c *genai.Call) {
 		}
 	} else {
 		tokens = ins.serverTokens
-		ins.serverDuration.RecordSet(ctx, serverDuration(c).Seconds(), withErr)
+		if timed {
+			ins.serverDuration.Inst().Record(ctx, serverDuration(c).Seconds(), errOpt)
+		}
 		if c.ErrorType == "" {
 			if ttft, ok := serverTTFT(c); ok {
-				ins.serverTTFT.RecordSet(ctx, ttft.Seconds(), set)
+				ins.serverTTFT.Inst().Record(ctx, ttft.Seconds(), setOpt)
 			}
 			if tpot, ok := serverTPOT(c); ok {
-				ins.serverTPOT.RecordSet(ctx, tpot.Seconds(), set)
+				ins.serverTPOT.Inst().Record(ctx, tpot.Seconds(), setOpt)
 			}
 		}
 	}
-	for _, u := range []struct {
-		n   *int64
-		typ attribute.KeyValue
-	}{{c.Usage.InputTokens, semconv.GenAITokenTypeInput}, {c.Usage.OutputTokens, semconv.GenAITokenTypeOutput}} {
-		if u.n != nil && *u.n >= 0 {
-			tokens.Record(ctx, *u.n, metric.WithAttributeSet(extendSet(common, u.typ)))
-		}
+	if n := c.Usage.InputTokens; n != nil && *n >= 0 {
+		tokens.Record(ctx, *n, sets.inputOpt)
 	}
+	if n := c.Usage.OutputTokens; n != nil && *n >= 0 {
+		tokens.Record(ctx, *n, sets.outputOpt)
+	}
+}
+
+// callSets are the attribute sets one call's measurements are recorded
+// with, as measurement options. Calls to the same model and server share
+// them, so they are built once and kept: building a set sorts, copies and
+// hashes its attributes, and each option is an allocation.
+type callSets struct {
+	commonOpt  metric.MeasurementOption // the conventions' common attributes
+	withErrOpt metric.MeasurementOption // common, and error.type when the call failed
+	outcomeOpt metric.MeasurementOption // withErr, and llm_observer.truncated when it was cut
+	inputOpt   metric.MeasurementOption // common and gen_ai.token.type=input
+	outputOpt  metric.MeasurementOption // common and gen_ai.token.type=output
+}
+
+// setKey is what the sets depend on.
+type setKey struct {
+	clientSide                                        bool
+	op, provider, requestModel, responseModel, server string
+	port                                              int
+	errorType                                         string
+	truncated                                         bool
+}
+
+// maxCachedSets bounds the cache; past it, it starts again empty. The
+// metric SDK's own cardinality limit bounds the useful combinations anyway.
+const maxCachedSets = 512
+
+// setCache holds callSets by setKey. record may run on several goroutines.
+type setCache struct {
+	mu   sync.Mutex
+	sets map[setKey]*callSets
+}
+
+func (sc *setCache) get(e *Exporter, c *genai.Call) *callSets {
+	addr, port := serverAddress(c)
+	k := setKey{c.Endpoint.ClientSide, operationName(c), c.Provider, c.RequestModel, c.ResponseModel, addr, port, c.ErrorType, c.Truncated}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if s, ok := sc.sets[k]; ok {
+		return s
+	}
+	if sc.sets == nil || len(sc.sets) >= maxCachedSets {
+		sc.sets = make(map[setKey]*callSets)
+	}
+	var buf [10]attribute.KeyValue
+	common := e.metricAttrs(buf[:0], c, true)
+	set := attribute.NewSet(common...)
+	withErr := set
+	if c.ErrorType != "" {
+		withErr = extendSet(common, semconv.ErrorTypeKey.String(c.ErrorType))
+	}
+	outcome := withErr
+	if c.Truncated {
+		outcome = attribute.NewSet(append(withErr.ToSlice(), keyTruncated.Bool(true))...)
+	}
+	s := &callSets{
+		commonOpt:  metric.WithAttributeSet(set),
+		withErrOpt: metric.WithAttributeSet(withErr),
+		outcomeOpt: metric.WithAttributeSet(outcome),
+		inputOpt:   metric.WithAttributeSet(extendSet(common, semconv.GenAITokenTypeInput)),
+		outputOpt:  metric.WithAttributeSet(extendSet(common, semconv.GenAITokenTypeOutput)),
+	}
+	sc.sets[k] = s
+	return s
 }
 
 // extendSet is the set of common plus kv. It copies: attribute.NewSet sorts

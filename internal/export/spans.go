@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -26,10 +27,14 @@ func spanName(c *genai.Call) string {
 	return op + " " + c.RequestModel
 }
 
-// callAttributes are the attributes of a call's span and of its event record:
-// everything the conventions define that the call has, then ours.
-func (e *Exporter) callAttributes(c *genai.Call) []attribute.KeyValue {
-	a := make([]attribute.KeyValue, 0, 48)
+// attrBufs recycles the slices callAttributes fills: the SDK copies what it
+// is given, so one per call in flight is enough.
+var attrBufs = sync.Pool{New: func() any { s := make([]attribute.KeyValue, 0, 64); return &s }}
+
+// callAttributes appends to a the attributes of a call's span and of its
+// event record: everything the conventions define that the call has, then
+// ours.
+func (e *Exporter) callAttributes(a []attribute.KeyValue, c *genai.Call) []attribute.KeyValue {
 	a = e.metricAttrs(a, c, true)
 
 	if c.ResponseID != "" {
@@ -197,12 +202,18 @@ func (e *Exporter) emit(pt *processTelemetry, c *genai.Call, self, parent trace.
 	if self.IsValid() {
 		ctx = withReservedIDs(ctx, self)
 	}
-	attrs := e.callAttributes(c)
+	buf := attrBufs.Get().(*[]attribute.KeyValue)
+	attrs := e.callAttributes((*buf)[:0], c)
 	content := e.content.attributes(c)
 	spanAttrs := attrs
 	if e.content.dest.toSpan() {
 		spanAttrs = append(attrs, content...)
 	}
+	defer func() {
+		clear(spanAttrs) // keep no call's strings alive in the pool
+		*buf = spanAttrs[:0]
+		attrBufs.Put(buf)
+	}()
 
 	kind := trace.SpanKindServer
 	if c.Endpoint.ClientSide {
@@ -212,7 +223,14 @@ func (e *Exporter) emit(pt *processTelemetry, c *genai.Call, self, parent trace.
 	if end.Before(c.Start) {
 		end = c.Start
 	}
-	ctx, span := pt.tracer.Start(ctx, spanName(c), trace.WithSpanKind(kind), trace.WithTimestamp(c.Start), trace.WithAttributes(spanAttrs...))
+	// The attributes are set after Start rather than passed to it, which
+	// would copy them once more; the sampler (parent-based, always on)
+	// does not read them.
+	ctx, span := pt.tracer.Start(ctx, spanName(c), trace.WithSpanKind(kind), trace.WithTimestamp(c.Start))
+	span.SetAttributes(spanAttrs...)
+	// Status ERROR only for what the wire said (error.type); a call the
+	// observer saw only in part keeps status unset and says so with
+	// llm_observer.truncated.
 	if c.ErrorType != "" {
 		msg := e.content.redactor.redact(c.ErrorMessage)
 		if msg == "" {
