@@ -8,7 +8,7 @@ PREFIX    ?= /usr/local
 GENERATED := internal/capture/observer_bpfel.go internal/capture/observer_bpfel.o
 FUZZTIME  ?= 30s
 
-.PHONY: build generate check-generated test run bench fuzz lint install uninstall clean
+.PHONY: build generate check-generated test run bench bench-load fuzz lint install uninstall clean
 
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 SYSTEMD_DIR ?= /etc/systemd/system
@@ -47,6 +47,15 @@ run: build
 # Overhead and hot-path benchmarks; see README "Performance".
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The load benchmark: model server, keep-alive client and the observer as
+# real processes, observer off and on in turn; prints the table the README's
+# "Performance" section shows. Needs root. LOAD_FLAGS="-duration 3s -rounds 1"
+# is a quick run (about 2 minutes); the default takes about 8.
+LOAD_FLAGS ?= -duration 10s -rounds 2
+bench-load:
+	@test "$$(id -u)" = 0 || (echo "make bench-load runs the observer, which loads eBPF programs: run it as root" >&2; exit 1)
+	$(GO) run ./bench/load $(LOAD_FLAGS)
 
 # Every fuzz target for FUZZTIME each. Go 1.26's fuzzing engine can stop at
 # its deadline with "context deadline exceeded" and no failing input (Go
