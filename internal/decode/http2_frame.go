@@ -71,7 +71,7 @@ type h2dir struct {
 	pad    int       // padding bytes after the data of a DATA frame
 	buf    []byte    // the frame being buffered for the Framer, header included
 	st     *h2stream // stream of the DATA frame being read; nil when dropped
-	maxLen uint32    // largest frame accepted: the peer's SETTINGS_MAX_FRAME_SIZE
+	maxLen uint32    // largest frame taken for one while hunting: the peer's SETTINGS_MAX_FRAME_SIZE
 	hp     *hpack.Decoder
 	blk    headerBlock
 	fr     *http2.Framer
