@@ -96,9 +96,14 @@ type Limits struct {
 	// MaxPending is how many requests may wait for their responses
 	// (pipelining) before the oldest is dropped (default 16). Each keeps
 	// its body, so a connection holds at most about
-	// MaxPending*MaxBodyBytes of request bodies. Over HTTP/2 it bounds the
-	// streams open at once, each holding up to a body in each direction.
+	// MaxPending*MaxBodyBytes of request bodies.
 	MaxPending int
+	// MaxStreams is how many HTTP/2 streams may be open at once on a
+	// connection before the oldest is given up (ErrDropped); default 100,
+	// the concurrency servers commonly allow. Each holds up to a body in
+	// each direction; bodies of calls are small, the bound is for the
+	// rare large one.
+	MaxStreams int
 	// MaxWindowBytes is the largest history window a br or zstd body may
 	// need (default 8 MiB, what RFC 8878 asks every zstd decoder to
 	// support); such a body declares its window up front, and one needing

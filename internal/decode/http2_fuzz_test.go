@@ -25,7 +25,9 @@ func runH2Script(t *testing.T, egress, ingress, script, mode []byte, bytewise bo
 	}
 	streams := [2][]byte{egress, ingress}
 	rec := newRecorder(t, base)
-	c := NewConn(fuzzLimits, rec)
+	lim := fuzzLimits
+	lim.MaxStreams = 4 // small, so that the bound is reached
+	c := NewConn(lim, rec)
 	if m&1 != 0 {
 		c.JoinHTTP2(client)
 	}

@@ -418,9 +418,9 @@ func (h *h2conn) responseBlock(d *h2dir, b *headerBlock) {
 	}
 }
 
-// add opens a stream, giving up the oldest open one over MaxPending.
+// add opens a stream, giving up the oldest open one over MaxStreams.
 func (h *h2conn) add(s *h2stream) {
-	for len(h.open) >= h.c.lim.MaxPending {
+	for len(h.open) >= maxStreams(h.c.lim) {
 		old := h.open[0]
 		if old.x != nil && !old.x.done {
 			h.c.stats.DroppedExchanges++
@@ -429,6 +429,16 @@ func (h *h2conn) add(s *h2stream) {
 	}
 	h.streams[s.id] = s
 	h.open = append(h.open, s)
+}
+
+// DefaultMaxStreams is used where Limits.MaxStreams is zero or negative.
+const DefaultMaxStreams = 100
+
+func maxStreams(lim Limits) int {
+	if lim.MaxStreams > 0 {
+		return lim.MaxStreams
+	}
+	return DefaultMaxStreams
 }
 
 func (h *h2conn) remove(s *h2stream) {

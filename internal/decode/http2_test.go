@@ -44,8 +44,8 @@ func checkH2Bounded(t testing.TB, c *Conn) {
 		return
 	}
 	lim := c.lim
-	if len(h.open) > lim.MaxPending || len(h.streams) > lim.MaxPending {
-		t.Errorf("%d open streams (%d in the map) over the limit %d", len(h.open), len(h.streams), lim.MaxPending)
+	if n := maxStreams(lim); len(h.open) > n || len(h.streams) > n {
+		t.Errorf("%d open streams (%d in the map) over the limit %d", len(h.open), len(h.streams), n)
 	}
 	for i := range h.dirs {
 		d := &h.dirs[i]
@@ -491,7 +491,7 @@ func TestHTTP2JoinMidFrame(t *testing.T) {
 	}
 }
 
-// More streams than MaxPending: the oldest is given up and counted; a
+// More streams than MaxStreams: the oldest is given up and counted; a
 // header block over the limit is counted and its stream dropped, while
 // HPACK stays in step for the next one; a block in frames too large to
 // hold is skipped and HPACK restarts.
@@ -513,7 +513,7 @@ func TestHTTP2Limits(t *testing.T) {
 	s.feed(Egress).headers(Egress, 17, true, ":method", "GET", ":path", "/later", ":scheme", "http", ":authority", "b")
 	s.feed(Ingress).headers(Ingress, 17, true, ":status", "204")
 	rec := newRecorder(t, base)
-	c := NewConn(Limits{MaxPending: 3, MaxBodyBytes: 100, MaxHeaderBytes: 512}, rec)
+	c := NewConn(Limits{MaxStreams: 3, MaxBodyBytes: 100, MaxHeaderBytes: 512}, rec)
 	for _, op := range conversation(t, s) {
 		c.Feed(op.dir, base, op.data)
 		checkH2Bounded(t, c)
