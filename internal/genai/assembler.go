@@ -64,6 +64,9 @@ type Stats struct {
 	// Unparsed counts bodies and stream events that were not the JSON the
 	// API promises (cut, garbage, or an unknown shape).
 	Unparsed int64
+	// WorkerHops counts requests a model server made to its own worker
+	// process (Ollama's runner); they are not calls, and are among Ignored.
+	WorkerHops int64
 }
 
 // Assembler turns the exchanges of one connection into Calls. It is a
@@ -196,6 +199,10 @@ func (a *Assembler) start(x *decode.Exchange) *callState {
 		} else {
 			path = "/"
 		}
+	}
+	if isWorkerHop(req.Method, path, req.Body) {
+		a.stats.WorkerHops++
+		return nil
 	}
 	spec := recognise(req.Method, path, req.Header, req.Body)
 	if spec == nil {

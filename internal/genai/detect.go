@@ -1,6 +1,7 @@
 package genai
 
 import (
+	"bytes"
 	"net"
 	"net/http"
 	"strconv"
@@ -174,4 +175,34 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 		}
 	}
 	return false
+}
+
+// Model servers that run each model in a worker process of their own call
+// that worker over loopback HTTP for every user call. Such a hop is the
+// server's inside, not a call of its own: reported, it would double the
+// traffic and name a provider (llama.cpp) the user never called.
+//
+// Ollama (0.5 onwards) starts "ollama runner" per model and posts each
+// generation to its POST /completion. The body is llm.CompletionRequest
+// (ollama/ollama llm/server.go) written by encoding/json: its first fields,
+// Prompt, Format, Images and Options, carry no json tags, so they go out
+// under their Go names, Prompt first ({"Prompt":"...","Format":...,
+// "Images":...,"Options":{"num_predict":...}}). The runner answers
+// application/json, chunked, one llm.CompletionResponse per line
+// ({"content":"...","done_reason":0,"done":false,...}; see Server.completion
+// in runner/ollamarunner/runner.go). A client of llama.cpp's own
+// /completion writes lower-case keys ("prompt", "n_predict"), so the
+// capitalised first key tells the hop apart without asking which process
+// made it. Its other endpoints (/embedding, /tokenize, /health) are not
+// taken for calls anyway. vLLM's front end reaches its engine over ZeroMQ
+// and llama.cpp-based servers that spawn workers (LocalAI) over gRPC, so
+// neither has an HTTP/1 hop to recognise here.
+var ollamaRunnerPrefix = []byte(`{"Prompt":`)
+
+// isWorkerHop tells whether a request is a model server calling its own
+// worker process rather than a user's call.
+func isWorkerHop(method, path string, body []byte) bool {
+	return method == http.MethodPost && path == "/completion" &&
+		bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), ollamaRunnerPrefix) &&
+		bytes.Contains(body, []byte(`"Options":`))
 }

@@ -102,6 +102,7 @@ func lossCases() []struct {
 		{genaiLosses, "unparsed", []step{out(chatReq), in(withLength("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n", "not json"))}},
 		{genaiRequests, "ignored", []step{out(modelsReq), in(okJSON)}},
 		{genaiRequests, "calls", []step{out(chatReq), in(okJSON)}},
+		{genaiRequests, "worker_hops", []step{out(withLength("POST /completion HTTP/1.1\r\nHost: 127.0.0.1:37261\r\nContent-Type: application/json\r\n", `{"Prompt":"x","Format":null,"Images":null,"Options":{}}`)), in(okJSON)}},
 	}
 }
 

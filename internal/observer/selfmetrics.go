@@ -177,7 +177,9 @@ const (
 // genai.Stats, with the counter's name as the reason: byte counts
 // (decode's Bytes* fields) under decodeLostBytes, message counts under
 // decodeLosses, nested groups (HTTP/2) with their group as a prefix. genai's
-// request tallies are outcomes rather than losses and go apart.
+// request tallies (calls, ignored, and among the ignored the hops of a
+// model server to its own worker) are outcomes rather than losses and go
+// apart.
 func appendLosses(out []SelfSample, a *Agent) []SelfSample {
 	d, g := a.Losses()
 	eachCounter(reflect.ValueOf(d), "", func(group, name string, v float64) {
@@ -192,7 +194,7 @@ func appendLosses(out []SelfSample, a *Agent) []SelfSample {
 		switch reason {
 		case "requests":
 			// Calls plus ignored; the two below say it.
-		case "calls", "ignored":
+		case "calls", "ignored", "worker_hops":
 			out = append(out, SelfSample{Name: genaiRequests, Reason: reason, Help: "HTTP requests by what the LLM-call parser made of them", Value: v})
 		default:
 			out = append(out, SelfSample{Name: genaiLosses, Reason: reason, Help: "bodies, events and exchanges the LLM-call parser could not use", Value: v})
