@@ -51,8 +51,8 @@ func TestAgentNewConnectionOnSameFDEndsTheOldOne(t *testing.T) {
 			if len(rec.ended) != 2 {
 				t.Fatalf("%d calls ended, want 2 (the cut one and the whole one)", len(rec.ended))
 			}
-			if c := rec.ended[0]; !c.Truncated || c.ErrorType == "" {
-				t.Errorf("first call ended truncated=%v error=%q, want cut short", c.Truncated, c.ErrorType)
+			if c := rec.ended[0]; !c.Truncated || c.ErrorType != "" {
+				t.Errorf("first call ended truncated=%v error=%q, want cut short: truncated, no error type", c.Truncated, c.ErrorType)
 			}
 			if c := rec.ended[1]; c.Truncated || c.ErrorType != "" {
 				t.Errorf("second call ended truncated=%v error=%q, want whole", c.Truncated, c.ErrorType)
