@@ -236,17 +236,15 @@ type observerProc struct {
 	cmd        *exec.Cmd
 	healthAddr string
 	pprofAddr  string
+	exited     chan struct{} // closed when the process has been waited for
 }
 
 func startObserver(o *options, recvAddr string) (*observerProc, error) {
-	health, err := freeAddr()
+	addrs, err := freeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	pprofAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
+	health, pprofAddr := addrs[0], addrs[1]
 	logf, err := os.OpenFile(filepath.Join(o.workDir, "observer.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -263,9 +261,15 @@ func startObserver(o *options, recvAddr string) (*observerProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start observer: %w", err)
 	}
-	p := &observerProc{cmd: cmd, healthAddr: health, pprofAddr: pprofAddr}
+	p := &observerProc{cmd: cmd, healthAddr: health, pprofAddr: pprofAddr, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.exited) }()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("observer exited at start (log: %s)", filepath.Join(o.workDir, "observer.log"))
+		default:
+		}
 		resp, err := http.Get("http://" + health + "/readyz")
 		if err == nil {
 			resp.Body.Close()
@@ -282,24 +286,33 @@ func startObserver(o *options, recvAddr string) (*observerProc, error) {
 }
 
 func (p *observerProc) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.exited:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
 	case <-time.After(20 * time.Second):
 		p.cmd.Process.Kill()
-		<-done
+		<-p.exited
 	}
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddrs returns n distinct loopback addresses free a moment ago: all
+// are held until the last is found, so none comes back twice.
+func freeAddrs(n int) ([]string, error) {
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return out, nil
 }
 
 func runOnce(o *options, recv *receiver, sc scenario, serverPID int, addr string, port int, on bool, profile string) (runResult, error) {
@@ -372,7 +385,7 @@ poll:
 	// a while.
 	want := 2 * r.client.Calls
 	last, lastChange := -1, time.Now()
-	for time.Since(lastChange) < 4*time.Second {
+	for time.Since(lastChange) < 2*time.Second {
 		s := recv.spans()
 		n := s.Client + s.Server
 		if n >= want {
@@ -394,6 +407,9 @@ poll:
 		return r, fmt.Errorf("observer metrics: %w", err)
 	}
 	r.metrics = m
+	// Spans still batched are flushed on shutdown, and count: a user's
+	// collector gets them too.
+	obs.stop()
 	r.spans = recv.spans()
 	return r, nil
 }
