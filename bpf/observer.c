@@ -104,6 +104,8 @@ enum counter {
 	COUNTER_TLS_CALLS,
 	COUNTER_TLS_CALL_MAP_FULL,
 	COUNTER_TLS_NO_SOCKET,
+	COUNTER_JOINED_MIDWAY,
+	COUNTER_VERDICT_DROPPED,
 	COUNTER_MAX,
 };
 
@@ -158,7 +160,8 @@ struct conn_state {
 	__u8 fresh;   /* seen from connect/accept: its first bytes are a message start */
 	__u8 strikes; /* buffers of an older connection that did not start a request */
 	__u8 lost[2]; /* per direction: bytes were lost before the next record */
-	__u8 pad[6];
+	__u8 h2;      /* HTTP/2: tracked until userspace, which can read :path, decides */
+	__u8 pad[5];
 };
 
 struct io_args {
@@ -229,6 +232,7 @@ const enum event_flag *unused_event_flag __attribute__((unused));
 const enum event_source *unused_event_source __attribute__((unused));
 const enum role *unused_role __attribute__((unused));
 const enum direction *unused_direction __attribute__((unused));
+const enum verdict_value *unused_verdict_value __attribute__((unused));
 
 __u64 conn_seq = 0;
 
@@ -290,6 +294,21 @@ struct {
 	__type(key, __u64);
 	__type(value, struct tls_thread);
 } tls_threads SEC(".maps");
+
+/* Userspace's verdict on an HTTP/2 connection, by connection id: the kernel
+ * cannot read a path inside HPACK, so it sends such a connection's first
+ * frames up and obeys what comes back. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, __u8);
+} verdicts SEC(".maps");
+
+enum verdict_value {
+	VERDICT_KEEP = 1,
+	VERDICT_DROP = 2,
+};
 
 /* Processes the TLS probes follow when tls_filter is set. */
 struct {
@@ -670,7 +689,15 @@ __noinline int classify(struct conn_state *st, struct peek *pk)
 	__u8 role = st->role;
 	int off = request_path(head);
 	bool track = false;
-	if (off) {
+	if (!off && head[0] == 'P' && head[1] == 'R' && head[2] == 'I' && head[3] == ' ' && head[4] == '*' &&
+	    head[5] == ' ' && head[6] == 'H' && head[7] == 'T') {
+		/* The HTTP/2 client preface: whether the connection carries LLM
+		 * calls is in HPACK-coded headers, for userspace to say. */
+		if (role == ROLE_UNKNOWN)
+			role = dir == DIR_EGRESS ? ROLE_CLIENT : ROLE_SERVER;
+		st->h2 = 1;
+		track = true;
+	} else if (off) {
 		if (role == ROLE_UNKNOWN)
 			role = dir == DIR_EGRESS ? ROLE_CLIENT : ROLE_SERVER;
 		track = llm_path(ptr, off, ret);
@@ -690,6 +717,7 @@ __noinline int classify(struct conn_state *st, struct peek *pk)
 	    head[4] == '/' && head[5] == '1' && head[6] == '.') {
 		/* A response first: the observer started while a keep-alive
 		 * connection was mid-exchange. Its next request decides. */
+		count(COUNTER_JOINED_MIDWAY, 1);
 		st->verdict = V_RECHECK;
 		st->role = dir == DIR_EGRESS ? ROLE_SERVER : ROLE_CLIENT;
 		return C_WAIT;
@@ -766,6 +794,23 @@ __noinline int emit_buf(struct emit_ctx *ec, __u64 ptr, __u64 len)
 		ec->offset += len;
 	}
 	return 0;
+}
+
+/* h2_dropped applies userspace's verdict on an HTTP/2 connection still
+ * waiting for one, and says whether its bytes must no longer go up. */
+static __always_inline bool h2_dropped(struct conn_state *st)
+{
+	if (!st->h2)
+		return false;
+	__u8 *v = bpf_map_lookup_elem(&verdicts, &st->id);
+	if (!v)
+		return false;
+	bool drop = *v == VERDICT_DROP;
+	bpf_map_delete_elem(&verdicts, &st->id);
+	st->h2 = 0;
+	if (drop)
+		count(COUNTER_VERDICT_DROPPED, 1);
+	return drop;
 }
 
 /* start_emit fills ec for len bytes of a tracked connection and reserves
@@ -865,6 +910,11 @@ __noinline int tls_emit(struct tls_key *tk, struct tls_data *d)
 		if (c != C_TRACK)
 			return 0;
 		emit_open(st, st->fd, SOURCE_OPENSSL, tk->ssl);
+	}
+	if (h2_dropped(st)) {
+		emit_close(st, st->fd, SOURCE_OPENSSL, tk->ssl);
+		st->verdict = V_IGNORE;
+		return 0;
 	}
 	if (st->fd < 0)
 		count(COUNTER_TLS_NO_SOCKET, 1);
@@ -1104,6 +1154,11 @@ static __always_inline int io_exit(struct syscall_exit_args *ctx)
 		if (c != C_TRACK)
 			return 0;
 		emit_open(st, k.fd, SOURCE_SYSCALL, k.fd);
+	} else if (h2_dropped(st)) {
+		emit_close(st, k.fd, SOURCE_SYSCALL, k.fd);
+		bpf_map_delete_elem(&conns, &k);
+		skip_fd(&k);
+		return 0;
 	}
 
 	struct emit_ctx ec = {.fd = a.fd, .source = SOURCE_SYSCALL, .handle = (__u64)a.fd};

@@ -19,6 +19,8 @@ type Counters struct {
 	TLSCalls         uint64 // SSL_read/SSL_write calls seen by the TLS probes
 	TLSCallMapFull   uint64 // TLS calls not followed because the in-flight map was full
 	TLSNoSocket      uint64 // TLS records sent without knowing the connection's socket
+	JoinedMidway     uint64 // connections first seen in a response: the exchange in progress is not reported
+	VerdictDropped   uint64 // HTTP/2 connections dropped on userspace's verdict: not LLM traffic
 }
 
 // Counters sums the per-CPU counters.
@@ -39,6 +41,8 @@ func (p *Probe) Counters() (Counters, error) {
 		observerCounterCOUNTER_TLS_CALLS:          &c.TLSCalls,
 		observerCounterCOUNTER_TLS_CALL_MAP_FULL:  &c.TLSCallMapFull,
 		observerCounterCOUNTER_TLS_NO_SOCKET:      &c.TLSNoSocket,
+		observerCounterCOUNTER_JOINED_MIDWAY:      &c.JoinedMidway,
+		observerCounterCOUNTER_VERDICT_DROPPED:    &c.VerdictDropped,
 	}
 	var perCPU []uint64
 	for i, f := range fields {

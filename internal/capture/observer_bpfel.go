@@ -41,7 +41,8 @@ type observerConnState struct {
 	Fresh   uint8
 	Strikes uint8
 	Lost    [2]uint8
-	Pad     [6]uint8
+	H2      uint8
+	Pad     [5]uint8
 }
 
 type observerCounter uint32
@@ -61,7 +62,9 @@ const (
 	observerCounterCOUNTER_TLS_CALLS          observerCounter = 11
 	observerCounterCOUNTER_TLS_CALL_MAP_FULL  observerCounter = 12
 	observerCounterCOUNTER_TLS_NO_SOCKET      observerCounter = 13
-	observerCounterCOUNTER_MAX                observerCounter = 14
+	observerCounterCOUNTER_JOINED_MIDWAY      observerCounter = 14
+	observerCounterCOUNTER_VERDICT_DROPPED    observerCounter = 15
+	observerCounterCOUNTER_MAX                observerCounter = 16
 )
 
 type observerDirection uint32
@@ -176,67 +179,76 @@ type observerTlsThread struct {
 	DeferTs  uint64
 }
 
+type observerVerdictValue uint32
+
+const (
+	observerVerdictValueVERDICT_KEEP observerVerdictValue = 1
+	observerVerdictValueVERDICT_DROP observerVerdictValue = 2
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	observerMapActive            = "active"
-	observerMapConns             = "conns"
-	observerMapCounters          = "counters"
-	observerMapEvents            = "events"
-	observerMapLlmPaths          = "llm_paths"
-	observerMapLlmPorts          = "llm_ports"
-	observerMapScratch           = "scratch"
-	observerMapSkip              = "skip"
-	observerMapTlsAllow          = "tls_allow"
-	observerMapTlsCalls          = "tls_calls"
-	observerMapTlsConns          = "tls_conns"
-	observerMapTlsSeen           = "tls_seen"
-	observerMapTlsThreads        = "tls_threads"
-	observerProgEnterClose       = "enter_close"
-	observerProgEnterConnect     = "enter_connect"
-	observerProgEnterDup2        = "enter_dup2"
-	observerProgEnterDup3        = "enter_dup3"
-	observerProgEnterRead        = "enter_read"
-	observerProgEnterReadv       = "enter_readv"
-	observerProgEnterRecvfrom    = "enter_recvfrom"
-	observerProgEnterRecvmsg     = "enter_recvmsg"
-	observerProgEnterSendmsg     = "enter_sendmsg"
-	observerProgEnterSendto      = "enter_sendto"
-	observerProgEnterWrite       = "enter_write"
-	observerProgEnterWritev      = "enter_writev"
-	observerProgExitAccept       = "exit_accept"
-	observerProgExitAccept4      = "exit_accept4"
-	observerProgExitRead         = "exit_read"
-	observerProgExitReadv        = "exit_readv"
-	observerProgExitRecvfrom     = "exit_recvfrom"
-	observerProgExitRecvmsg      = "exit_recvmsg"
-	observerProgExitSendmsg      = "exit_sendmsg"
-	observerProgExitSendto       = "exit_sendto"
-	observerProgExitWrite        = "exit_write"
-	observerProgExitWritev       = "exit_writev"
-	observerProgProcessExec      = "process_exec"
-	observerProgSslExExit        = "ssl_ex_exit"
-	observerProgSslExit          = "ssl_exit"
-	observerProgSslReadEnter     = "ssl_read_enter"
-	observerProgSslReadExEnter   = "ssl_read_ex_enter"
-	observerProgSslWriteEnter    = "ssl_write_enter"
-	observerProgSslWriteExEnter  = "ssl_write_ex_enter"
-	observerVarConnSeq           = "conn_seq"
-	observerVarSelfTgid          = "self_tgid"
-	observerVarTlsFilter         = "tls_filter"
-	observerVarUnusedConnInfo    = "unused_conn_info"
-	observerVarUnusedCounter     = "unused_counter"
-	observerVarUnusedDirection   = "unused_direction"
-	observerVarUnusedEvent       = "unused_event"
-	observerVarUnusedEventFlag   = "unused_event_flag"
-	observerVarUnusedEventKind   = "unused_event_kind"
-	observerVarUnusedEventSource = "unused_event_source"
-	observerVarUnusedPathPrefix  = "unused_path_prefix"
-	observerVarUnusedRole        = "unused_role"
-	observerVarUnusedTlsCall     = "unused_tls_call"
-	observerVarUnusedTlsKey      = "unused_tls_key"
-	observerVarWakeupBytes       = "wakeup_bytes"
+	observerMapActive             = "active"
+	observerMapConns              = "conns"
+	observerMapCounters           = "counters"
+	observerMapEvents             = "events"
+	observerMapLlmPaths           = "llm_paths"
+	observerMapLlmPorts           = "llm_ports"
+	observerMapScratch            = "scratch"
+	observerMapSkip               = "skip"
+	observerMapTlsAllow           = "tls_allow"
+	observerMapTlsCalls           = "tls_calls"
+	observerMapTlsConns           = "tls_conns"
+	observerMapTlsSeen            = "tls_seen"
+	observerMapTlsThreads         = "tls_threads"
+	observerMapVerdicts           = "verdicts"
+	observerProgEnterClose        = "enter_close"
+	observerProgEnterConnect      = "enter_connect"
+	observerProgEnterDup2         = "enter_dup2"
+	observerProgEnterDup3         = "enter_dup3"
+	observerProgEnterRead         = "enter_read"
+	observerProgEnterReadv        = "enter_readv"
+	observerProgEnterRecvfrom     = "enter_recvfrom"
+	observerProgEnterRecvmsg      = "enter_recvmsg"
+	observerProgEnterSendmsg      = "enter_sendmsg"
+	observerProgEnterSendto       = "enter_sendto"
+	observerProgEnterWrite        = "enter_write"
+	observerProgEnterWritev       = "enter_writev"
+	observerProgExitAccept        = "exit_accept"
+	observerProgExitAccept4       = "exit_accept4"
+	observerProgExitRead          = "exit_read"
+	observerProgExitReadv         = "exit_readv"
+	observerProgExitRecvfrom      = "exit_recvfrom"
+	observerProgExitRecvmsg       = "exit_recvmsg"
+	observerProgExitSendmsg       = "exit_sendmsg"
+	observerProgExitSendto        = "exit_sendto"
+	observerProgExitWrite         = "exit_write"
+	observerProgExitWritev        = "exit_writev"
+	observerProgProcessExec       = "process_exec"
+	observerProgSslExExit         = "ssl_ex_exit"
+	observerProgSslExit           = "ssl_exit"
+	observerProgSslReadEnter      = "ssl_read_enter"
+	observerProgSslReadExEnter    = "ssl_read_ex_enter"
+	observerProgSslWriteEnter     = "ssl_write_enter"
+	observerProgSslWriteExEnter   = "ssl_write_ex_enter"
+	observerVarConnSeq            = "conn_seq"
+	observerVarSelfTgid           = "self_tgid"
+	observerVarTlsFilter          = "tls_filter"
+	observerVarUnusedConnInfo     = "unused_conn_info"
+	observerVarUnusedCounter      = "unused_counter"
+	observerVarUnusedDirection    = "unused_direction"
+	observerVarUnusedEvent        = "unused_event"
+	observerVarUnusedEventFlag    = "unused_event_flag"
+	observerVarUnusedEventKind    = "unused_event_kind"
+	observerVarUnusedEventSource  = "unused_event_source"
+	observerVarUnusedPathPrefix   = "unused_path_prefix"
+	observerVarUnusedRole         = "unused_role"
+	observerVarUnusedTlsCall      = "unused_tls_call"
+	observerVarUnusedTlsKey       = "unused_tls_key"
+	observerVarUnusedVerdictValue = "unused_verdict_value"
+	observerVarWakeupBytes        = "wakeup_bytes"
 )
 
 // loadObserver returns the embedded CollectionSpec for observer.
@@ -329,27 +341,29 @@ type observerMapSpecs struct {
 	TlsConns   *ebpf.MapSpec `ebpf:"tls_conns"`
 	TlsSeen    *ebpf.MapSpec `ebpf:"tls_seen"`
 	TlsThreads *ebpf.MapSpec `ebpf:"tls_threads"`
+	Verdicts   *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // observerVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type observerVariableSpecs struct {
-	ConnSeq           *ebpf.VariableSpec `ebpf:"conn_seq"`
-	SelfTgid          *ebpf.VariableSpec `ebpf:"self_tgid"`
-	TlsFilter         *ebpf.VariableSpec `ebpf:"tls_filter"`
-	UnusedConnInfo    *ebpf.VariableSpec `ebpf:"unused_conn_info"`
-	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
-	UnusedDirection   *ebpf.VariableSpec `ebpf:"unused_direction"`
-	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventFlag   *ebpf.VariableSpec `ebpf:"unused_event_flag"`
-	UnusedEventKind   *ebpf.VariableSpec `ebpf:"unused_event_kind"`
-	UnusedEventSource *ebpf.VariableSpec `ebpf:"unused_event_source"`
-	UnusedPathPrefix  *ebpf.VariableSpec `ebpf:"unused_path_prefix"`
-	UnusedRole        *ebpf.VariableSpec `ebpf:"unused_role"`
-	UnusedTlsCall     *ebpf.VariableSpec `ebpf:"unused_tls_call"`
-	UnusedTlsKey      *ebpf.VariableSpec `ebpf:"unused_tls_key"`
-	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	ConnSeq            *ebpf.VariableSpec `ebpf:"conn_seq"`
+	SelfTgid           *ebpf.VariableSpec `ebpf:"self_tgid"`
+	TlsFilter          *ebpf.VariableSpec `ebpf:"tls_filter"`
+	UnusedConnInfo     *ebpf.VariableSpec `ebpf:"unused_conn_info"`
+	UnusedCounter      *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedDirection    *ebpf.VariableSpec `ebpf:"unused_direction"`
+	UnusedEvent        *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventFlag    *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedEventKind    *ebpf.VariableSpec `ebpf:"unused_event_kind"`
+	UnusedEventSource  *ebpf.VariableSpec `ebpf:"unused_event_source"`
+	UnusedPathPrefix   *ebpf.VariableSpec `ebpf:"unused_path_prefix"`
+	UnusedRole         *ebpf.VariableSpec `ebpf:"unused_role"`
+	UnusedTlsCall      *ebpf.VariableSpec `ebpf:"unused_tls_call"`
+	UnusedTlsKey       *ebpf.VariableSpec `ebpf:"unused_tls_key"`
+	UnusedVerdictValue *ebpf.VariableSpec `ebpf:"unused_verdict_value"`
+	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // observerObjects contains all objects after they have been loaded into the kernel.
@@ -385,6 +399,7 @@ type observerMaps struct {
 	TlsConns   *ebpf.Map `ebpf:"tls_conns"`
 	TlsSeen    *ebpf.Map `ebpf:"tls_seen"`
 	TlsThreads *ebpf.Map `ebpf:"tls_threads"`
+	Verdicts   *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *observerMaps) Close() error {
@@ -402,6 +417,7 @@ func (m *observerMaps) Close() error {
 		m.TlsConns,
 		m.TlsSeen,
 		m.TlsThreads,
+		m.Verdicts,
 	)
 }
 
@@ -409,21 +425,22 @@ func (m *observerMaps) Close() error {
 //
 // It can be passed to loadObserverObjects or ebpf.CollectionSpec.LoadAndAssign.
 type observerVariables struct {
-	ConnSeq           *ebpf.Variable `ebpf:"conn_seq"`
-	SelfTgid          *ebpf.Variable `ebpf:"self_tgid"`
-	TlsFilter         *ebpf.Variable `ebpf:"tls_filter"`
-	UnusedConnInfo    *ebpf.Variable `ebpf:"unused_conn_info"`
-	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
-	UnusedDirection   *ebpf.Variable `ebpf:"unused_direction"`
-	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventFlag   *ebpf.Variable `ebpf:"unused_event_flag"`
-	UnusedEventKind   *ebpf.Variable `ebpf:"unused_event_kind"`
-	UnusedEventSource *ebpf.Variable `ebpf:"unused_event_source"`
-	UnusedPathPrefix  *ebpf.Variable `ebpf:"unused_path_prefix"`
-	UnusedRole        *ebpf.Variable `ebpf:"unused_role"`
-	UnusedTlsCall     *ebpf.Variable `ebpf:"unused_tls_call"`
-	UnusedTlsKey      *ebpf.Variable `ebpf:"unused_tls_key"`
-	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
+	ConnSeq            *ebpf.Variable `ebpf:"conn_seq"`
+	SelfTgid           *ebpf.Variable `ebpf:"self_tgid"`
+	TlsFilter          *ebpf.Variable `ebpf:"tls_filter"`
+	UnusedConnInfo     *ebpf.Variable `ebpf:"unused_conn_info"`
+	UnusedCounter      *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedDirection    *ebpf.Variable `ebpf:"unused_direction"`
+	UnusedEvent        *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventFlag    *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedEventKind    *ebpf.Variable `ebpf:"unused_event_kind"`
+	UnusedEventSource  *ebpf.Variable `ebpf:"unused_event_source"`
+	UnusedPathPrefix   *ebpf.Variable `ebpf:"unused_path_prefix"`
+	UnusedRole         *ebpf.Variable `ebpf:"unused_role"`
+	UnusedTlsCall      *ebpf.Variable `ebpf:"unused_tls_call"`
+	UnusedTlsKey       *ebpf.Variable `ebpf:"unused_tls_key"`
+	UnusedVerdictValue *ebpf.Variable `ebpf:"unused_verdict_value"`
+	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // observerPrograms contains all programs after they have been loaded into the kernel.

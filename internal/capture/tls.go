@@ -100,3 +100,18 @@ func (p *Probe) AllowTLS(pid uint32, allow bool) error {
 	}
 	return nil
 }
+
+// SetVerdict tells the kernel whether the HTTP/2 connection conn carries
+// LLM calls: the kernel sends such a connection's first frames up because
+// it cannot read the paths inside them, and stops sending it once told
+// keep is false.
+func (p *Probe) SetVerdict(conn ConnKey, keep bool) error {
+	v := uint8(observerVerdictValueVERDICT_KEEP)
+	if !keep {
+		v = uint8(observerVerdictValueVERDICT_DROP)
+	}
+	if err := p.objs.Verdicts.Put(conn.ID, v); err != nil {
+		return fmt.Errorf("verdict on connection %d: %w", conn.ID, err)
+	}
+	return nil
+}

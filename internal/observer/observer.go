@@ -7,6 +7,7 @@ package observer
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,26 @@ type Config struct {
 	GenAI  genai.Options
 	// SweepInterval is how often connections of exited processes are freed (default 5s).
 	SweepInterval time.Duration
+	// ExportQueue bounds the finished calls waiting for the exporter while
+	// Run drives the agent (default 4096); past it calls are dropped and
+	// counted rather than stall the ring reader.
+	ExportQueue int
+	// Notice is told of processes that called exec or started speaking
+	// TLS, so their TLS libraries can be probed; it must not block.
+	Notice func(pid int)
+	// Verdict is told, for an HTTP/2 connection, whether it carries LLM
+	// calls (decided from its first request's path against LLMPaths; gRPC
+	// never), so the kernel stops sending the others. It must not block.
+	Verdict  func(conn capture.ConnKey, keep bool)
+	LLMPaths []string
+}
+
+// Source is where the agent's events come from; capture's Probe is one.
+type Source interface {
+	// Run calls handle for each event until ctx is done.
+	Run(ctx context.Context, handle func(*capture.Event)) error
+	// ForgetExited frees the kernel state of processes alive says are gone.
+	ForgetExited(alive func(pid uint32) bool) (int, error)
 }
 
 // Stats are the agent's running totals, for its own health metrics.
@@ -46,6 +67,8 @@ type Stats struct {
 	ConnsOpened     atomic.Uint64
 	OpensMissed     atomic.Uint64 // data for a connection whose open record was lost
 	StaleEvents     atomic.Uint64 // records of a connection already replaced on its fd, dropped
+	LostUnknown     atomic.Uint64 // records after a kernel loss of unknown size
+	HTTP2Dropped    atomic.Uint64 // HTTP/2 connections found not to carry LLM calls (gRPC, other paths)
 	CallsStarted    atomic.Uint64
 	CallsEnded      atomic.Uint64
 	CallsFailed     atomic.Uint64 // calls that ended with an error type
@@ -67,18 +90,48 @@ type Agent struct {
 	stats    Stats
 
 	mu sync.Mutex
-	// conns holds the newest connection on each fd: an fd names one socket
-	// at a time, and the kernel numbers connections in the order it starts
-	// tracking them.
-	conns     map[pidFD]*conn
-	resources map[int]*export.Process
+	// conns holds the newest connection on each handle: a source's handle
+	// (an fd, an SSL*) names one connection at a time, and the kernel
+	// numbers connections in the order it starts tracking them.
+	conns     map[connRef]*conn
+	resources map[int]*resource
+	closing   bool       // Close ends the connections: the reader has stopped
+	ex        handoff    // the way to the exporter, and its lag
 	closed    lossTotals // loss counters of the connections closed so far
+	samplers  []func() []SelfSample
 }
 
-// pidFD is an fd of a process, which names one connection at a time.
-type pidFD struct {
-	pid uint32
-	fd  int32
+// AddSamples adds measurements of another part of the agent (TLS probing,
+// say) to its self-metrics. Call it before the agent runs.
+func (a *Agent) AddSamples(f func() []SelfSample) { a.samplers = append(a.samplers, f) }
+
+// connRef is a source's handle for a connection in a process: syscall
+// bytes and TLS plaintext of one socket are separate streams with their own
+// offsets and must never meet in one decoder.
+type connRef struct {
+	pid    uint32
+	source capture.Source
+	handle uint64
+}
+
+// http2Wanted decides from an HTTP/2 connection's first request whether it
+// carries LLM calls, by the path prefixes the kernel applies to HTTP/1.1.
+// A connection whose first request is elsewhere is dropped whole: the
+// kernel cannot look at later requests on it, as it does over HTTP/1.1.
+func (a *Agent) http2Wanted(path, contentType string) bool {
+	if strings.HasPrefix(contentType, "application/grpc") {
+		return false
+	}
+	for _, p := range a.cfg.LLMPaths {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func refOf(k capture.ConnKey) connRef {
+	return connRef{pid: k.PID, source: k.Source, handle: k.Handle}
 }
 
 type conn struct {
@@ -98,14 +151,19 @@ func New(cfg Config, procs *discover.Table, identity Identity, exp Exporter) *Ag
 	if identity == nil {
 		identity = DefaultIdentity
 	}
-	return &Agent{
+	if len(cfg.LLMPaths) == 0 {
+		cfg.LLMPaths = capture.DefaultPaths
+	}
+	a := &Agent{
 		cfg:       cfg,
 		procs:     procs,
 		identity:  identity,
 		exp:       exp,
-		conns:     map[pidFD]*conn{},
-		resources: map[int]*export.Process{},
+		conns:     map[connRef]*conn{},
+		resources: map[int]*resource{},
 	}
+	a.samplers = append(a.samplers, a.lagSamples)
+	return a
 }
 
 // DefaultIdentity names a process by the service name it gives itself, else
@@ -140,9 +198,15 @@ func (a *Agent) Stats() *Stats { return &a.stats }
 // Handle processes one capture event.
 func (a *Agent) Handle(ev *capture.Event) {
 	a.stats.Events.Add(1)
+	if ev.Kind == capture.Exec || ev.Kind == capture.TLSSeen {
+		if a.cfg.Notice != nil {
+			a.cfg.Notice(int(ev.Conn.PID))
+		}
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	c := a.conns[pidFD{ev.Conn.PID, ev.Conn.FD}]
+	c := a.conns[refOf(ev.Conn)]
 	if c != nil && c.key.ID != ev.Conn.ID {
 		if c.key.ID > ev.Conn.ID {
 			// A late record of a connection a newer one has replaced.
@@ -179,7 +243,7 @@ func (a *Agent) Handle(ev *capture.Event) {
 }
 
 func (a *Agent) open(ev *capture.Event) *conn {
-	proc := a.resource(int(ev.Conn.PID), ev.Comm)
+	res := a.newResource(int(ev.Conn.PID), ev.Comm)
 	ep := genai.Endpoint{ClientSide: ev.Role != capture.RoleServer}
 	server, client := ev.Remote, ev.Local
 	if ev.Role == capture.RoleServer {
@@ -194,9 +258,19 @@ func (a *Agent) open(ev *capture.Event) *conn {
 		ep.ClientPort = int(client.Port())
 	}
 	c := &conn{key: ev.Conn}
-	c.asm = genai.NewAssembler(&a.cfg.GenAI, ep, &callSink{a: a, proc: proc})
+	c.asm = genai.NewAssembler(&a.cfg.GenAI, ep, &callSink{a: a, res: res})
 	c.dec = decode.NewConn(a.cfg.Limits, c.asm)
-	a.conns[pidFD{ev.Conn.PID, ev.Conn.FD}] = c
+	if a.cfg.Verdict != nil {
+		key := ev.Conn
+		c.dec.OnHTTP2Request(func(_, path, contentType string) {
+			keep := a.http2Wanted(path, contentType)
+			if !keep {
+				a.stats.HTTP2Dropped.Add(1)
+			}
+			a.cfg.Verdict(key, keep)
+		})
+	}
+	a.conns[refOf(ev.Conn)] = c
 	a.stats.Conns.Add(1)
 	a.stats.ConnsOpened.Add(1)
 	return c
@@ -215,6 +289,12 @@ func (a *Agent) feed(c *conn, ev *capture.Event) {
 		// The first record of a direction starts the stream wherever it is.
 		c.seen[i] = true
 		c.next[i] = ev.Offset
+	}
+	if ev.Lost {
+		// The kernel lost bytes before this record without knowing how
+		// many: the offsets cannot say where the stream resumes.
+		a.stats.LostUnknown.Add(1)
+		c.dec.Desync(dir, ev.Time)
 	}
 	switch {
 	case ev.Offset > c.next[i]:
@@ -244,39 +324,42 @@ func (a *Agent) closeLocked(c *conn, t time.Time) {
 	c.asm.Close()
 	a.closed.add(c)
 	a.stats.RequestsIgnored.Add(uint64(c.asm.Stats().Ignored))
-	delete(a.conns, pidFD{c.key.PID, c.key.FD})
+	delete(a.conns, refOf(c.key))
 	a.stats.Conns.Add(-1)
 }
 
-// resource returns the exported identity of pid, looked up once.
-func (a *Agent) resource(pid int, comm string) *export.Process {
-	if r, ok := a.resources[pid]; ok {
-		return r
-	}
-	r := a.identity(a.procs.Lookup(pid, comm))
-	a.resources[pid] = r
-	return r
-}
-
 // Sweep frees the connections and caches of processes that have exited, and
-// returns their pids so the kernel side can forget them too.
+// returns their pids so the kernel side can forget them too. It reads /proc
+// without holding the lock that Handle takes, so the reader does not wait
+// on it.
 func (a *Agent) Sweep(now time.Time) []uint32 {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	dead := map[int]bool{}
+	known := make([]int, 0, len(a.resources))
 	for pid := range a.resources {
+		known = append(known, pid)
+	}
+	a.mu.Unlock()
+	dead := map[int]bool{}
+	for _, pid := range known {
 		if !a.procs.Alive(pid) {
 			dead[pid] = true
 		}
 	}
+	if len(dead) == 0 {
+		return nil
+	}
+	a.mu.Lock()
 	for k, c := range a.conns {
 		if dead[int(k.pid)] {
 			a.closeLocked(c, now)
 		}
 	}
-	pids := make([]uint32, 0, len(dead))
 	for pid := range dead {
 		delete(a.resources, pid)
+	}
+	a.mu.Unlock()
+	pids := make([]uint32, 0, len(dead))
+	for pid := range dead {
 		a.procs.Forget(pid)
 		pids = append(pids, uint32(pid))
 	}
@@ -288,56 +371,47 @@ func (a *Agent) Sweep(now time.Time) []uint32 {
 func (a *Agent) Close(now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.closing = true
 	for _, c := range a.conns {
 		a.closeLocked(c, now)
 	}
 }
 
-// Run drives the agent from a probe until ctx is done, sweeping exited
-// processes on the side.
-func (a *Agent) Run(ctx context.Context, p *capture.Probe) error {
-	sweepCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		t := time.NewTicker(a.cfg.SweepInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-sweepCtx.Done():
-				return
-			case now := <-t.C:
-				a.Sweep(now)
-				n, err := p.ForgetExited(func(pid uint32) bool { return a.procs.Alive(int(pid)) })
-				a.stats.KernelConnsForgotten.Add(uint64(n))
-				if err != nil {
-					a.stats.SweepErrors.Add(1)
-				}
-			}
-		}
-	}()
+// Run drives the agent from a source until ctx is done. Its goroutines:
+// the caller's reads the source and decodes (Handle); one exports finished
+// calls from a bounded queue; one resolves newly seen processes; one sweeps
+// exited processes. On return every call still open has been ended and
+// handed to the exporter.
+func (a *Agent) Run(ctx context.Context, p Source) error {
+	if r, ok := p.(ringBacklog); ok {
+		a.ex.ring.Store(r)
+	}
+	stopExport := a.startExport()
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	var sweeper sync.WaitGroup
+	sweeper.Go(func() { a.sweepLoop(sweepCtx, p) })
 	err := p.Run(ctx, a.Handle)
+	stopSweep()
+	sweeper.Wait()
 	a.Close(time.Now())
+	stopExport()
 	return err
 }
 
-// callSink binds an assembler's calls to the process they belong to.
-type callSink struct {
-	a    *Agent
-	proc *export.Process
-}
-
-func (s *callSink) CallStarted(c *genai.Call) {
-	s.a.stats.CallsStarted.Add(1)
-	s.a.exp.CallStarted(s.proc, c)
-}
-
-func (s *callSink) CallEnded(c *genai.Call) {
-	s.a.stats.CallsEnded.Add(1)
-	if c.ErrorType != "" {
-		s.a.stats.CallsFailed.Add(1)
+func (a *Agent) sweepLoop(ctx context.Context, p Source) {
+	t := time.NewTicker(a.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			a.Sweep(now)
+			n, err := p.ForgetExited(func(pid uint32) bool { return a.procs.Alive(int(pid)) })
+			a.stats.KernelConnsForgotten.Add(uint64(n))
+			if err != nil {
+				a.stats.SweepErrors.Add(1)
+			}
+		}
 	}
-	if c.Truncated {
-		s.a.stats.CallsTruncated.Add(1)
-	}
-	s.a.exp.CallEnded(s.proc, c)
 }

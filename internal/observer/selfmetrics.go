@@ -50,6 +50,13 @@ func SelfSamples(a *Agent, k KernelCounters) []SelfSample {
 		{Name: "llm_observer.sweep.errors", Help: "failed walks of the kernel's connection map", Value: float64(st.SweepErrors.Load())},
 	}
 	out = appendLosses(out, a)
+	out = append(out,
+		SelfSample{Name: "llm_observer.http2.dropped", Help: "HTTP/2 connections found not to carry LLM calls (gRPC, other paths) and dropped", Value: float64(st.HTTP2Dropped.Load())},
+		SelfSample{Name: "llm_observer.dropped.records", Reason: "lost_unknown_size", Help: "records lost or incomplete in the kernel", Value: float64(st.LostUnknown.Load())},
+	)
+	for _, f := range a.samplers {
+		out = append(out, f()...)
+	}
 	if k == nil {
 		return out
 	}
@@ -70,6 +77,8 @@ func SelfSamples(a *Agent, k KernelCounters) []SelfSample {
 		SelfSample{Name: "llm_observer.dropped.records", Reason: "tls_call_map_full", Help: "records lost or incomplete in the kernel", Value: float64(c.TLSCallMapFull)},
 		SelfSample{Name: "llm_observer.kernel.fd_reused", Help: "connection states dropped because their fd came to name another file", Value: float64(c.FDReused)},
 		SelfSample{Name: "llm_observer.tls.calls", Help: "SSL_read/SSL_write calls seen by the TLS probes", Value: float64(c.TLSCalls)},
+		SelfSample{Name: "llm_observer.kernel.joined_midway", Help: "connections first seen in a response: the exchange in progress then is not reported", Value: float64(c.JoinedMidway)},
+		SelfSample{Name: "llm_observer.kernel.verdict_dropped", Help: "HTTP/2 connections dropped on the agent's verdict: not LLM traffic", Value: float64(c.VerdictDropped)},
 		SelfSample{Name: "llm_observer.tls.no_socket", Help: "TLS records sent without knowing their connection's socket (no addresses, no pairing)", Value: float64(c.TLSNoSocket)},
 	)
 }
