@@ -2,6 +2,7 @@ package genai
 
 import (
 	"bytes"
+	"encoding/binary"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -179,6 +180,9 @@ func (r *jsonReader) readKey() bool {
 // refold replaces a key that matched no field by the field name it equals
 // case-insensitively, as encoding/json matches; false when there is none.
 func (r *jsonReader) refold() bool {
+	if !mayFold(r.key) {
+		return false
+	}
 	var buf [64]byte
 	folded := foldKey(buf[:0], r.key)
 	name, ok := foldedNames[string(folded)]
@@ -220,10 +224,39 @@ func foldKey(dst, s []byte) []byte {
 // the name; filled from wireStructs at start-up.
 var foldedNames = map[string]string{}
 
+// foldFilter has the bit of foldHash set for every name in foldedNames, so
+// that most keys no field wants are passed over without a map lookup.
+var foldFilter [1024 / 64]uint64
+
 func registerNames(names ...string) {
 	for _, n := range names {
 		foldedNames[string(foldKey(nil, []byte(n)))] = n
+		h := foldHash([]byte(n))
+		foldFilter[h/64] |= 1 << (h % 64)
 	}
+}
+
+// foldHash hashes a name's length and its first two and last bytes, ASCII
+// letters folded. A name with other bytes than ASCII may fold to an ASCII
+// one (the Kelvin sign to K), so it is not hashed: mayFold lets it through.
+func foldHash(s []byte) uint {
+	f := func(c byte) uint { return uint(c &^ 0x20) } // upper case for letters; the rest differ alike
+	n := uint(len(s))
+	if n < 2 {
+		return n % 1024
+	}
+	return (n*131 + f(s[0])*31 + f(s[1])*7 + f(s[n-1])) % 1024
+}
+
+// mayFold reports whether s might equal a known name case-insensitively.
+func mayFold(s []byte) bool {
+	for _, c := range s {
+		if c >= utf8.RuneSelf {
+			return true
+		}
+	}
+	h := foldHash(s)
+	return foldFilter[h/64]&(1<<(h%64)) != 0
 }
 
 // value returns the next value's text, checked, or nil after an error.
@@ -324,6 +357,15 @@ var plainByte = func() (t [256]bool) {
 func (r *jsonReader) skipString() (escaped bool) {
 	b, i := r.b, r.i+1
 	for {
+		// Most strings are short: byte by byte first, then eight bytes at a
+		// time while none needs attention, then byte by byte to the stop.
+		for n := i + 16; i < len(b) && i < n && plainByte[b[i]]; i++ {
+		}
+		if i+8 <= len(b) && plainByte[b[i]] {
+			for i+8 <= len(b) && !specialIn(binary.LittleEndian.Uint64(b[i:])) {
+				i += 8
+			}
+		}
 		for i < len(b) && plainByte[b[i]] {
 			i++
 		}
@@ -359,6 +401,15 @@ func (r *jsonReader) skipString() (escaped bool) {
 			return false
 		}
 	}
+}
+
+// specialIn reports whether any of the eight bytes of w is a quote, a
+// backslash or a control character (below 0x20).
+func specialIn(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zeroIn := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	below20 := (w - 0x20*ones) & ^w & highs
+	return below20|zeroIn(w^('"'*ones))|zeroIn(w^('\\'*ones)) != 0
 }
 
 // hex4 decodes the four hex digits at the start of b, or returns -1.

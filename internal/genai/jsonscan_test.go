@@ -269,3 +269,75 @@ func FuzzJSONScan(f *testing.F) {
 		}
 	})
 }
+
+// bigChatRequest is a chat request of a dozen turns, about 12 KiB.
+var bigChatRequest = func() []byte {
+	var b strings.Builder
+	b.WriteString(`{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"temperature":0.7,"max_tokens":512,"messages":[`)
+	b.WriteString(`{"role":"system","content":"You are a helpful assistant. Answer in plain prose, and quote your sources.\nBe brief."}`)
+	for i := range 12 {
+		fmt.Fprintf(&b, `,{"role":"user","content":"%s"},{"role":"assistant","content":"%s"}`,
+			strings.Repeat("Explain why the sky is blue, with the physics. ", 8+i%3), strings.Repeat(`Rayleigh scattering: shorter wavelengths scatter more (\u03bb\u207b\u2074). `, 6))
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
+}()
+
+// BenchmarkJSONRead sets the reader against encoding/json decoding the same
+// wire struct: a stream event, a request body and a whole response.
+func BenchmarkJSONRead(b *testing.B) {
+	cases := []struct {
+		name string
+		data []byte
+		v    func() jsonObject
+	}{
+		{"openai_delta", openAIDelta, func() jsonObject { return &chatChunk{} }},
+		{"openai_usage", openAIUsage, func() jsonObject { return &chatChunk{} }},
+		{"ollama_final", ollamaFinal, func() jsonObject { return &ollamaLine{} }},
+		{"responses_completed", responsesFinish, func() jsonObject { return &responsesEvent{} }},
+		{"chat_request_12KiB", bigChatRequest, func() jsonObject { return &chatRequest{} }},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name+"/reader", func(b *testing.B) {
+			var r jsonReader
+			v := tc.v()
+			b.SetBytes(int64(len(tc.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if !r.decode(tc.data, v) {
+					b.Fatal("not read")
+				}
+			}
+		})
+		b.Run(tc.name+"/encoding_json", func(b *testing.B) {
+			v := tc.v()
+			b.SetBytes(int64(len(tc.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if !referenceDecode(tc.data, v) {
+					b.Fatal("not read")
+				}
+			}
+		})
+	}
+}
+
+// TestLongStrings puts a quote, a backslash escape, a control character or
+// a byte above 0x7f at every position of strings long enough to be scanned
+// eight bytes at a time.
+func TestLongStrings(t *testing.T) {
+	for n := range 48 {
+		for pos := range n {
+			for _, special := range []string{`\"`, `\\`, "\x01", "\x1f", "\x7f", "\x80", "\xff", `"`, `\`, "\xe2\x82\xac"} {
+				s := strings.Repeat("a", pos) + special + strings.Repeat("b", n-pos)
+				doc := []byte(`{"model":"` + s + `","id":"` + s + `"}`)
+				if got, want := validJSON(doc), json.Valid(doc); got != want {
+					t.Fatalf("%q: valid %v, want %v", doc, got, want)
+				}
+				if err := compareReaders(doc); err != nil {
+					t.Fatalf("%q: %v", doc, err)
+				}
+			}
+		}
+	}
+}
