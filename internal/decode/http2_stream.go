@@ -65,7 +65,7 @@ type h2body struct {
 	kind    StreamKind
 	sniff   bool   // the head was lost: the format is told from the first bytes
 	sniffed []byte // first bytes held until the format is told
-	dec     *contentDecoder
+	dec     bodyDecoder
 	sse     sseParser
 	nd      ndjsonParser
 	wire    int64
@@ -77,8 +77,8 @@ type h2body struct {
 func (b *h2body) begin(h *h2conn, x *exchange, resp bool, hdr http.Header, kind StreamKind) {
 	b.h, b.x, b.resp, b.on, b.kind = h, x, resp, true, kind
 	switch cd := contentCoding(hdr["Content-Encoding"]); cd {
-	case gzipCoding, deflateCoding:
-		b.dec = newContentDecoder(cd, b)
+	case gzipCoding, deflateCoding, brotliCoding, zstdCoding:
+		b.dec = newBodyDecoder(cd, b, h.c.lim.MaxWindowBytes)
 	case unsupportedCoding:
 		h.c.stats.UnsupportedEncodings++
 		b.kind = NotStreamed

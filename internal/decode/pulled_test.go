@@ -409,3 +409,48 @@ func BenchmarkCodedStream(b *testing.B) {
 		})
 	}
 }
+
+// HTTP/2 DATA frames in br or zstd decode like HTTP/1.1 bodies: each event
+// comes out with the frame that completed it.
+func TestHTTP2CodedStream(t *testing.T) {
+	events := []string{`{"n":0}`, `{"n":1}`, "[DONE]"}
+	for _, name := range []string{"br", "zstd"} {
+		kind := map[string]coding{"br": brotliCoding, "zstd": zstdCoding}[name]
+		var comp bytes.Buffer
+		w := newCodingWriter(t, kind, &comp)
+		s := newH2Script("coded", "coded stream").open()
+		s.feed(Egress).headers(Egress, 1, false, ":method", "POST", ":path", "/v1/chat/completions", ":authority", "api.openai.com", ":scheme", "https", "content-type", "application/json")
+		s.feed(Egress).data(1, true, `{"model":"m","stream":true}`)
+		s.feed(Ingress).headers(Ingress, 1, false, ":status", "200", "content-type", "text/event-stream", "content-encoding", name)
+		for _, ev := range events {
+			w.Write([]byte("data: " + ev + "\n\n"))
+			w.Flush()
+			s.feed(Ingress).data(1, false, comp.String())
+			comp.Reset()
+		}
+		w.Close()
+		s.feed(Ingress).data(1, true, comp.String())
+		rec := newRecorder(t, base)
+		c := NewConn(Limits{}, rec)
+		feedOps(c, conversation(t, s))
+		var got []string
+		var times []int64
+		for _, r := range rec.recs {
+			if r.Event != nil {
+				got = append(got, r.Event.Data)
+				times = append(times, r.Event.Time)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(events, ",") {
+			t.Errorf("%s: events %q, want %q", name, got, events)
+		}
+		for i := 1; i < len(times); i++ {
+			if times[i] <= times[i-1] {
+				t.Errorf("%s: event %d at %d, not after the one before (%d): it waited for a later frame", name, i, times[i], times[i-1])
+			}
+		}
+		if st := c.Stats(); st.DecodeErrors != 0 || st.UnsupportedEncodings != 0 {
+			t.Errorf("%s: stats %+v", name, st)
+		}
+	}
+}
