@@ -105,3 +105,31 @@ func BenchmarkCall(b *testing.B) {
 		fx.run(b, &Options{}, feedEvents, 0)
 	}
 }
+
+// BenchmarkNonStreamedCall is a whole call answered in one body, request to
+// end: what a plain JSON call costs this package per observed side.
+func BenchmarkNonStreamedCall(b *testing.B) {
+	cases := []struct{ name, target, host, req, resp string }{
+		{"openai_chat", "/v1/chat/completions", "api.openai.com",
+			`{"model":"gpt-4o-mini","temperature":0.2,"max_tokens":256,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Why is the sky blue? Answer in one sentence, please, with the physics."}]}`,
+			`{"id":"chatcmpl-AXb2","object":"chat.completion","created":1735689600,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Air molecules scatter short blue wavelengths of sunlight far more than long red ones (Rayleigh scattering, proportional to 1/\u03bb\u2074), so blue light reaches us from every direction of the sky.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":31,"completion_tokens":42,"total_tokens":73,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_0aa8d3e20b"}`},
+		{"ollama_chat", "/api/chat", "localhost:11434",
+			`{"model":"llama3.2","stream":false,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Why is the sky blue?"}],"options":{"temperature":0.2,"num_predict":256}}`,
+			`{"model":"llama3.2","created_at":"2025-01-01T00:00:00.49Z","message":{"role":"assistant","content":"Rayleigh scattering: air scatters blue light more than red."},"done":true,"done_reason":"stop","total_duration":489731250,"load_duration":21684375,"prompt_eval_count":31,"prompt_eval_duration":366000000,"eval_count":14,"eval_duration":92400000}`},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			a := NewAssembler(&Options{}, Endpoint{ServerPort: 443}, nopHandler{})
+			x := exchange("POST", tc.target, map[string]string{"Host": tc.host, "Content-Type": "application/json"}, tc.req, 200,
+				map[string]string{"Content-Type": "application/json", "X-Request-Id": "req_1"}, tc.resp)
+			b.ReportAllocs()
+			var seq uint64
+			for b.Loop() {
+				seq++
+				x.Seq = seq
+				a.Request(x)
+				a.Done(x)
+			}
+		})
+	}
+}
