@@ -21,7 +21,7 @@ func EnsureTracefs() error {
 		if _, err := os.Stat(p + "/events"); err == nil {
 			return nil
 		} else if errors.Is(err, os.ErrPermission) {
-			return fmt.Errorf("tracefs at %s is not readable: run as root", p)
+			return fmt.Errorf("tracefs at %s is not readable: needs CAP_DAC_READ_SEARCH (or root)", p)
 		}
 	}
 	var fs unix.Statfs_t
@@ -56,8 +56,9 @@ func Check() []Requirement {
 
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
-	add("kernel", nil, unix.ByteSliceToString(uts.Release[:]))
-	add("privileges", checkCaps(), "root or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN")
+	release := unix.ByteSliceToString(uts.Release[:])
+	add("kernel", kernelFloor(release), release)
+	add("privileges", checkCaps(), "root, or CAP_BPF+CAP_PERFMON (or CAP_SYS_ADMIN), CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE")
 	_, err := os.Stat("/sys/kernel/btf/vmlinux")
 	if err != nil {
 		err = fmt.Errorf("no /sys/kernel/btf/vmlinux: the kernel needs CONFIG_DEBUG_INFO_BTF=y (5.8+ distribution kernels have it)")
@@ -81,7 +82,7 @@ func Check() []Requirement {
 	case errors.Is(err, unix.EPERM):
 		err = errors.New("cannot tell: creating BPF maps is not permitted (run as root)")
 	case err != nil:
-		err = fmt.Errorf("BPF ring buffer unavailable (needs Linux 5.8+): %w", err)
+		err = fmt.Errorf("BPF ring buffer unavailable (needs Linux 5.8+; the observer needs 5.12+): %w", err)
 	}
 	add("ring buffer", err, "BPF_MAP_TYPE_RINGBUF")
 	err = features.HaveProgramType(ebpf.TracePoint)
@@ -103,10 +104,34 @@ func checkCaps() error {
 		return fmt.Errorf("read capabilities: %w", err)
 	}
 	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
-	if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
-		return nil
+	if missing := missingCaps(has); len(missing) > 0 {
+		return fmt.Errorf("missing %s: grant them, or run as root", strings.Join(missing, ", "))
 	}
-	return errors.New("missing CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run as root, or grant them")
+	return nil
+}
+
+// missingCaps names each capability the observer lacks and what it is for.
+// CAP_SYS_RESOURCE is left out: only kernels before 5.11 need it, and
+// loading says so when they do.
+func missingCaps(has func(uint) bool) []string {
+	var missing []string
+	if !has(unix.CAP_SYS_ADMIN) {
+		for _, c := range []struct {
+			cap  uint
+			name string
+		}{{unix.CAP_BPF, "CAP_BPF"}, {unix.CAP_PERFMON, "CAP_PERFMON"}} {
+			if !has(c.cap) {
+				missing = append(missing, c.name+" (load and attach eBPF programs; CAP_SYS_ADMIN also does)")
+			}
+		}
+	}
+	if !has(unix.CAP_DAC_READ_SEARCH) {
+		missing = append(missing, "CAP_DAC_READ_SEARCH (read tracefs, and other processes' binaries and libraries)")
+	}
+	if !has(unix.CAP_SYS_PTRACE) {
+		missing = append(missing, "CAP_SYS_PTRACE (read other processes' /proc entries: executable, environment, mappings)")
+	}
+	return missing
 }
 
 func tryLoad() error {
