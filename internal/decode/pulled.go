@@ -51,6 +51,7 @@ var (
 	errZstdStarved     = errors.New("zstd: input ended inside a unit")
 	errStopped         = errors.New("content coding: body full")
 	errBrotliLargeWind = errors.New("brotli: large-window stream")
+	errLibraryPanic    = errors.New("content coding: the decoder failed on this input")
 )
 
 // bodyDecoder undoes one content coding on bytes pushed in pieces.
@@ -168,7 +169,7 @@ func (d *brotliDecoder) pull() error {
 	buf := outBufs.Get().(*[16 << 10]byte)
 	defer outBufs.Put(buf)
 	for !d.stopped {
-		n, err := d.r.Read(buf[:])
+		n, err := d.read(buf[:])
 		if n > 0 && !d.sink.out(buf[:n]) {
 			d.stopped = true
 		}
@@ -187,6 +188,18 @@ func (d *brotliDecoder) pull() error {
 		}
 	}
 	return nil
+}
+
+// read is one Read of the library; a panic in it (captured bytes are
+// anyone's) fails this body instead of the agent.
+func (d *brotliDecoder) read(p []byte) (n int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			n, err = 0, fmt.Errorf("%w: %v", errLibraryPanic, r)
+			d.r = nil // its state is unknown: not back to the pool
+		}
+	}()
+	return d.r.Read(p)
 }
 
 func (d *brotliDecoder) finish() error {
@@ -260,6 +273,7 @@ type zstdDecoder struct {
 	sum     bool // the current frame ends with a checksum
 	frames  int  // zstd frames begun
 	started bool // the library has been Reset onto this body
+	inSink  bool // the library's output is with the sink
 	stopped bool
 	failed  error
 }
@@ -280,7 +294,10 @@ func (d *zstdDecoder) Read(b []byte) (int, error) {
 
 // Write takes the library's output.
 func (d *zstdDecoder) Write(p []byte) (int, error) {
-	if !d.sink.out(p) {
+	d.inSink = true
+	ok := d.sink.out(p)
+	d.inSink = false
+	if !ok {
 		d.stopped = true
 		return len(p), errStopped
 	}
@@ -443,8 +460,15 @@ func (d *zstdDecoder) pump() (err error) {
 			return
 		}
 		ni, ok := r.(needInput)
-		if !ok {
-			panic(r)
+		switch {
+		case !ok && d.inSink:
+			panic(r) // not the decoder's: a bug past the sink, not to be hidden
+		case !ok:
+			// Captured bytes are anyone's; a decoder bug they trigger
+			// costs this body, not the agent.
+			err = fmt.Errorf("zstd: %w: %v", errLibraryPanic, r)
+			d.dec = nil // its state is unknown: not back to the pool
+			return
 		}
 		// The library begins a frame by reading one byte of its magic and
 		// a block by reading its 3-byte header; a starved read of any

@@ -454,3 +454,28 @@ func TestHTTP2CodedStream(t *testing.T) {
 		}
 	}
 }
+
+type panicSink struct{}
+
+func (panicSink) out([]byte) bool { panic("sink bug") }
+
+// A panic past the decoder (in what takes its output) is not mistaken for
+// the decoder failing on its input: it is not swallowed.
+func TestPulledSinkPanicPropagates(t *testing.T) {
+	for _, kind := range []coding{brotliCoding, zstdCoding} {
+		var comp bytes.Buffer
+		w := newCodingWriter(t, kind, &comp)
+		w.Write([]byte("data: x\n\n"))
+		w.Close()
+		func() {
+			defer func() {
+				if r := recover(); r != "sink bug" {
+					t.Errorf("coding %d: recovered %v, want the sink's panic", kind, r)
+				}
+			}()
+			d := newBodyDecoder(kind, panicSink{}, DefaultMaxWindowBytes)
+			d.write(comp.Bytes())
+			t.Errorf("coding %d: the sink's panic was swallowed", kind)
+		}()
+	}
+}

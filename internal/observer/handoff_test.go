@@ -1,0 +1,194 @@
+package observer
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llm-observer/llm-observer/internal/capture"
+	"github.com/llm-observer/llm-observer/internal/discover"
+	"github.com/llm-observer/llm-observer/internal/export"
+	"github.com/llm-observer/llm-observer/internal/genai"
+)
+
+// gateExporter blocks in CallEnded until its gate opens, as an exporter
+// stuck on a slow collector or a console on a full pipe would; it reads
+// every field of the calls it gets, so the race detector sees any field
+// the assembler still writes.
+type gateExporter struct {
+	gate    chan struct{}
+	mu      sync.Mutex
+	started int
+	ended   int
+	order   []string // "start"/"end" per call key, in arrival order
+}
+
+func (g *gateExporter) CallStarted(_ *export.Process, c *genai.Call) {
+	_ = fmt.Sprintf("%+v", *c)
+	g.mu.Lock()
+	g.started++
+	g.order = append(g.order, "start "+c.Endpoint.ClientAddress+fmt.Sprint(c.Endpoint.ClientPort))
+	g.mu.Unlock()
+}
+
+func (g *gateExporter) CallEnded(_ *export.Process, c *genai.Call) {
+	<-g.gate
+	_ = fmt.Sprintf("%+v", *c)
+	g.mu.Lock()
+	g.ended++
+	g.order = append(g.order, "end "+c.Endpoint.ClientAddress+fmt.Sprint(c.Endpoint.ClientPort))
+	g.mu.Unlock()
+}
+
+func newGatedAgent(t *testing.T, queue int, identity Identity) (*Agent, *gateExporter) {
+	t.Helper()
+	procs, err := discover.NewTable("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := &gateExporter{gate: make(chan struct{})}
+	return New(Config{ExportQueue: queue}, procs, identity, exp), exp
+}
+
+// handleAll feeds the records and fails if that takes longer than a
+// reader may wait.
+func handleAll(t *testing.T, a *Agent, evs []capture.Event) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		for i := range evs {
+			a.Handle(&evs[i])
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Handle blocked: the reader waited on the exporter")
+	}
+}
+
+func TestExportQueueFullDropsInsteadOfBlocking(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		queue int
+		calls int
+	}{
+		{"queue smaller than the burst", 2, 10},
+		{"queue holds the burst", 64, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, exp := newGatedAgent(t, tc.queue, nil)
+			stop := a.startExport()
+			t0 := time.Now()
+			var evs []capture.Event
+			for i := range tc.calls {
+				evs = append(evs, conversation(capture.ConnKey{PID: uint32(os.Getpid()), FD: int32(10 + i), ID: uint64(i + 1)}, t0)...)
+			}
+			handleAll(t, a, evs)
+			close(exp.gate)
+			stop()
+
+			ended := a.Stats().CallsEnded.Load()
+			dropped := a.ex.queueFull.Load()
+			if ended != uint64(tc.calls) {
+				t.Fatalf("%d calls assembled, want %d", ended, tc.calls)
+			}
+			if uint64(exp.ended)+dropped != ended {
+				t.Errorf("%d calls exported + %d dropped != %d assembled", exp.ended, dropped, ended)
+			}
+			if wantDrops := tc.calls > tc.queue; (dropped > 0) != wantDrops {
+				t.Errorf("dropped %d calls with a queue of %d for %d calls", dropped, tc.queue, tc.calls)
+			}
+			if uint64(exp.started)+a.ex.startsSkipped.Load() != a.Stats().CallsStarted.Load() {
+				t.Errorf("%d starts exported + %d skipped != %d started", exp.started, a.ex.startsSkipped.Load(), a.Stats().CallsStarted.Load())
+			}
+			samples := map[string]float64{}
+			for _, s := range a.lagSamples() {
+				samples[s.Name+s.Reason] = s.Value
+			}
+			if got := samples["llm_observer.dropped.callsexport_queue_full"]; got != float64(dropped) {
+				t.Errorf("self-metric says %v calls dropped, the agent counted %d", got, dropped)
+			}
+		})
+	}
+}
+
+// A call's end reaches the exporter after its start, through the queue.
+func TestExportKeepsStartBeforeEnd(t *testing.T) {
+	a, exp := newGatedAgent(t, 64, nil)
+	close(exp.gate)
+	stop := a.startExport()
+	// Records a second old, so the delay to export is measurable.
+	t0 := time.Now().Add(-2 * time.Second)
+	var evs []capture.Event
+	for i := range 5 {
+		evs = append(evs, conversation(capture.ConnKey{PID: uint32(os.Getpid()), FD: int32(10 + i), ID: uint64(i + 1)}, t0)...)
+	}
+	handleAll(t, a, evs)
+	stop()
+	seen := map[string]bool{}
+	for _, o := range exp.order {
+		var kind, key string
+		fmt.Sscan(o, &kind, &key)
+		if kind == "end" && !seen[key] {
+			t.Fatalf("call %s ended before it started: %v", key, exp.order)
+		}
+		seen[key] = true
+	}
+	if exp.ended != 5 {
+		t.Fatalf("%d calls exported, want 5", exp.ended)
+	}
+	if d := a.ex.delayNanos.Load(); d == 0 {
+		t.Error("no export delay measured")
+	}
+}
+
+// The first record of a new process must not wait for /proc or Kubernetes.
+func TestProcessLookupOffTheReader(t *testing.T) {
+	release := make(chan struct{})
+	var looked sync.WaitGroup
+	looked.Add(1)
+	identity := func(p *discover.Process) *export.Process {
+		<-release
+		defer looked.Done()
+		return DefaultIdentity(p)
+	}
+	a, exp := newGatedAgent(t, 64, identity)
+	close(exp.gate)
+	stop := a.startExport()
+	handleAll(t, a, conversation(capture.ConnKey{PID: uint32(os.Getpid()), FD: 7, ID: 1}, time.Now()))
+	close(release)
+	looked.Wait()
+	stop()
+	if exp.ended != 1 {
+		t.Fatalf("%d calls exported, want 1", exp.ended)
+	}
+}
+
+func TestWindowMax(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		obs    []float64 // observed at t0, t0+1s, …
+		readAt time.Duration
+		want   float64
+	}{
+		{"largest of the window", []float64{0.2, 0.9, 0.1}, 3 * time.Second, 0.9},
+		{"kept through the next window", []float64{0.9}, lagWindow + time.Second, 0.9},
+		{"gone after two windows", []float64{0.9}, 2*lagWindow + time.Second, 0},
+		{"nothing observed", nil, time.Second, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := windowMax{start: t0}
+			for i, v := range tc.obs {
+				w.observe(v, t0.Add(time.Duration(i)*time.Second))
+			}
+			if got := w.read(t0.Add(tc.readAt)); got != tc.want {
+				t.Errorf("read %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
