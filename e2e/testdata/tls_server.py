@@ -5,15 +5,18 @@
 # itself: the model, when the request arrived and when each content chunk
 # was written (Unix seconds), the ground truth the observer is checked with.
 import json
+import os
 import ssl
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FIRST_CHUNK_DELAY = 0.150
-CHUNK_GAP = 0.040
-WORDS = ["Bonjour", " tout", " le", " monde"]
+# TLS_SERVER_UNPACED=N streams N chunks with no pause, for benchmarks.
+UNPACED = int(os.environ.get("TLS_SERVER_UNPACED", "0"))
+FIRST_CHUNK_DELAY = 0.0 if UNPACED else 0.150
+CHUNK_GAP = 0.0 if UNPACED else 0.040
+WORDS = [" word%d" % i for i in range(UNPACED)] if UNPACED else ["Bonjour", " tout", " le", " monde"]
 out_lock = threading.Lock()
 
 
@@ -24,9 +27,16 @@ def report(model, arrived, content_times):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without this, Nagle's
+    # algorithm holds the second until the client's delayed ACK (40 ms).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass
+
+    def report(self, model, arrived, times):
+        if not UNPACED:
+            report(model, arrived, times)
 
     def do_GET(self):
         body = b"ok"
@@ -48,7 +58,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_error(404)
             return
-        report(model, arrived, times)
+        self.report(model, arrived, times)
 
     def send_json(self, obj):
         body = json.dumps(obj).encode()

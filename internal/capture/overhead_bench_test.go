@@ -379,11 +379,21 @@ func llmStreamWorkload(b *testing.B) (func() error, func()) {
 	}, tr.CloseIdleConnections
 }
 
+// switcher turns the programs of a benchmark on and off.
+type switcher interface {
+	set(b *testing.B, on bool)
+	attached() bool
+	probe() *Probe
+}
+
 // attachSwitch attaches and detaches the probe's tracepoints.
 type attachSwitch struct {
 	p  *Probe
 	on bool
 }
+
+func (s *attachSwitch) attached() bool { return s.on }
+func (s *attachSwitch) probe() *Probe  { return s.p }
 
 func (s *attachSwitch) set(b *testing.B, on bool) {
 	if s.on == on {
@@ -423,7 +433,7 @@ type interleaved struct {
 // costs one toggle and slow drifts in machine load cancel out. Each batch
 // starts untimed with fresh connections and one warm-up operation, so that
 // connections are set up, and classified, under the batch's own state.
-func interleave(b *testing.B, sw *attachSwitch, op func() error, fresh func(), check func(*testing.B, verdictCount)) interleaved {
+func interleave(b *testing.B, sw switcher, op func() error, fresh func(), check func(*testing.B, verdictCount)) interleaved {
 	b.StopTimer()
 	// Small b.N are the framework's trial runs: few pairs keep the
 	// untimed detaching from dominating the benchmark's wall time.
@@ -434,7 +444,7 @@ func interleave(b *testing.B, sw *attachSwitch, op func() error, fresh func(), c
 		perOp   [2][]float64 // ns/op of each batch, by attached
 		withOps uint64
 	)
-	mode := sw.on
+	mode := sw.attached()
 	for i := range 2 * pairs {
 		if i%2 == 1 {
 			mode = !mode
@@ -465,7 +475,7 @@ func interleave(b *testing.B, sw *attachSwitch, op func() error, fresh func(), c
 		if mode {
 			withOps += uint64(n) + 1
 			if check != nil {
-				check(b, countVerdicts(b, sw.p, uint32(os.Getpid())))
+				check(b, countVerdicts(b, sw.probe(), uint32(os.Getpid())))
 			}
 		}
 	}
