@@ -244,6 +244,7 @@ func FuzzJSONScan(f *testing.F) {
 		`{"type":"response.completed","response":{"status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"x"}]}],"usage":{"input_tokens":1}}}`,
 		`{"model":"m","messages":[],"stop":["a"],"temperature":0.2,"max_tokens":9,"response_format":{"type":"json_object"}}`,
 		`{"MODEL":"a","model":"b","Choices":[{"INDEX":2}],"choices":[]}`,
+		`{"model":"m","max_tokens":10`, `{"model":"m","messages":[{"role":"user"},{"ro`, `{"a":[1,2`, `{"a" [1,`, `{"a":1 "b":2`,
 		`[{"a":1},2,"x",null,true]`, `{"a":"\ud800"}`, "{\"a\":\"\xff\"}", `{"a":1e5,"b":-0.5E-3}`,
 	} {
 		f.Add([]byte(s))
@@ -260,6 +261,9 @@ func FuzzJSONScan(f *testing.F) {
 			if json.Unmarshal(b, &items) == nil && countArray(span(b)) != len(items) {
 				t.Fatalf("countArray %d, want %d", countArray(span(b)), len(items))
 			}
+		}
+		if got, want := salvageObject(b), referenceSalvageObject(b); !sameJSON(got, want) {
+			t.Fatalf("salvageObject = %q, want %q", got, want)
 		}
 		if lit := bytes.TrimSpace(b); len(lit) >= 2 && lit[0] == '"' && json.Valid(lit) {
 			var want string
@@ -340,4 +344,99 @@ func TestLongStrings(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sameJSON reports whether two salvaged objects hold the same members
+// (keys may be escaped differently), or are both nil.
+func sameJSON(a, b []byte) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
+}
+
+// referenceSalvageObject is salvageObject as first written, on encoding/json's
+// Decoder, kept as the reference the fuzz test compares against. It rebuilds a well-formed JSON object from the start of a
+// truncated one: every complete top-level member is kept, and if the member
+// that was cut is an array, its complete elements are kept too (so a cut
+// prompt still yields its model, parameters and leading messages). It
+// returns nil when not even the opening brace is there.
+func referenceSalvageObject(b []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	out := []byte{'{'}
+	members := 0
+	add := func(key string, val []byte) {
+		if members > 0 {
+			out = append(out, ',')
+		}
+		k, _ := json.Marshal(key)
+		out = append(out, k...)
+		out = append(out, ':')
+		out = append(out, val...)
+		members++
+	}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			break
+		}
+		key, ok := kt.(string)
+		if !ok {
+			break
+		}
+		valStart := dec.InputOffset()
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err == nil && !referenceCutNumber(raw, dec, b) {
+			add(key, raw)
+			continue
+		}
+		rest := bytes.TrimLeft(b[valStart:], " \t\r\n:")
+		if arr := referenceSalvageArray(rest); arr != nil {
+			add(key, arr)
+		}
+		break
+	}
+	return append(out, '}')
+}
+
+// referenceCutNumber reports whether a number ends exactly where the input does, so
+// that digits may be missing ("100" cut to "10").
+func referenceCutNumber(raw json.RawMessage, dec *json.Decoder, b []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	c := raw[0]
+	return (c == '-' || (c >= '0' && c <= '9')) && dec.InputOffset() >= int64(len(b))
+}
+
+// referenceSalvageArray keeps the complete leading elements of a truncated array.
+func referenceSalvageArray(b []byte) []byte {
+	if len(b) == 0 || b[0] != '[' {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil {
+		return nil
+	}
+	out := []byte{'['}
+	n := 0
+	for dec.More() {
+		var raw json.RawMessage
+		if dec.Decode(&raw) != nil || referenceCutNumber(raw, dec, b) {
+			break
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, raw...)
+		n++
+	}
+	return append(out, ']')
 }

@@ -274,54 +274,74 @@ func (skipValue) UnmarshalJSON([]byte) error { return nil }
 // prompt still yields its model, parameters and leading messages). It
 // returns nil when not even the opening brace is there.
 func salvageObject(b []byte) []byte {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	var r jsonReader
+	r.reset(b)
+	if r.peek() != '{' {
 		return nil
 	}
+	r.i++
+	r.depth++
 	out := []byte{'{'}
-	members := 0
-	add := func(key string, val []byte) {
+	for members := 0; ; members++ {
+		c := r.peek()
+		if c == '}' || c == 0 {
+			break
+		}
 		if members > 0 {
-			out = append(out, ',')
+			if c != ',' {
+				break
+			}
+			r.i++
 		}
-		k, _ := json.Marshal(key)
-		out = append(out, k...)
-		out = append(out, ':')
-		out = append(out, val...)
-		members++
-	}
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
+		if r.peek() != '"' {
 			break
 		}
-		key, ok := kt.(string)
-		if !ok {
+		keyStart := r.i
+		r.skipString()
+		if r.err {
 			break
 		}
-		valStart := dec.InputOffset()
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err == nil && !cutNumber(raw, dec, b) {
-			add(key, raw)
-			continue
+		key := b[keyStart:r.i]
+		valStart := r.i
+		if r.peek() == ':' {
+			r.i++
+			if val, ok := r.complete(); ok {
+				out = appendMember(out, members, key, val)
+				continue
+			}
 		}
-		rest := bytes.TrimLeft(b[valStart:], " \t\r\n:")
-		if arr := salvageArray(rest); arr != nil {
-			add(key, arr)
+		if arr := salvageArray(bytes.TrimLeft(b[valStart:], " \t\r\n:")); arr != nil {
+			out = appendMember(out, members, key, arr)
 		}
 		break
 	}
 	return append(out, '}')
 }
 
-// cutNumber reports whether a number ends exactly where the input does, so
-// that digits may be missing ("100" cut to "10").
-func cutNumber(raw json.RawMessage, dec *json.Decoder, b []byte) bool {
-	if len(raw) == 0 {
-		return false
+func appendMember(out []byte, i int, key, val []byte) []byte {
+	if i > 0 {
+		out = append(out, ',')
 	}
-	c := raw[0]
-	return (c == '-' || (c >= '0' && c <= '9')) && dec.InputOffset() >= int64(len(b))
+	out = append(out, key...)
+	out = append(out, ':')
+	return append(out, val...)
+}
+
+// complete reads the next value and returns it unless it is malformed or
+// a number that ends where the input does, so that digits may be missing
+// ("100" cut to "10").
+func (r *jsonReader) complete() ([]byte, bool) {
+	r.ws()
+	start := r.i
+	r.skip()
+	if r.err {
+		return nil, false
+	}
+	v := r.b[start:r.i]
+	if c := v[0]; (c == '-' || ('0' <= c && c <= '9')) && r.i == len(r.b) {
+		return nil, false
+	}
+	return v, true
 }
 
 // salvageArray keeps the complete leading elements of a truncated array.
@@ -329,22 +349,30 @@ func salvageArray(b []byte) []byte {
 	if len(b) == 0 || b[0] != '[' {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if _, err := dec.Token(); err != nil {
-		return nil
-	}
+	var r jsonReader
+	r.reset(b)
+	r.i++
+	r.depth++
 	out := []byte{'['}
-	n := 0
-	for dec.More() {
-		var raw json.RawMessage
-		if dec.Decode(&raw) != nil || cutNumber(raw, dec, b) {
+	for n := 0; ; n++ {
+		c := r.peek()
+		if c == ']' || c == 0 {
+			break
+		}
+		if n > 0 {
+			if c != ',' {
+				break
+			}
+			r.i++
+		}
+		v, ok := r.complete()
+		if !ok {
 			break
 		}
 		if n > 0 {
 			out = append(out, ',')
 		}
-		out = append(out, raw...)
-		n++
+		out = append(out, v...)
 	}
 	return append(out, ']')
 }
