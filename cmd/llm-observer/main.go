@@ -8,26 +8,25 @@
 //	llm-observer check          report the kernel features it needs
 //	llm-observer version
 //
-// Every flag has an environment variable; the flag wins.
+// Every setting is an environment variable, most also a flag, which wins;
+// internal/config lists them.
 package main
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/llm-observer/llm-observer/internal/capture"
-	"github.com/llm-observer/llm-observer/internal/decode"
+	"github.com/llm-observer/llm-observer/internal/config"
 	"github.com/llm-observer/llm-observer/internal/discover"
 	"github.com/llm-observer/llm-observer/internal/export"
 	"github.com/llm-observer/llm-observer/internal/genai"
@@ -61,238 +60,129 @@ func main() {
 	}
 }
 
-// settings are the agent's own options; the exporter has its own.
-type settings struct {
-	paths      string
-	ports      string
-	maxBody    int
-	maxHeader  int
-	ringBytes  int
-	procRoot   string
-	providers  string
-	userIDSalt string
-	healthAddr string
-	tls        bool
-	tlsExes    string
-	tlsPIDs    string
-	tlsCgroups string
+// shutdownClock is the one budget every step of the exit shares: it starts
+// at the signal, and each step gets a context ending by the same deadline,
+// so the steps together cannot take longer than the budget whatever the
+// collector, the kernel or a scraper does.
+type shutdownClock struct {
+	timeout  time.Duration
+	once     sync.Once
+	deadline time.Time
 }
 
-func envString(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
+func (s *shutdownClock) start() {
+	s.once.Do(func() { s.deadline = time.Now().Add(s.timeout) })
 }
 
-func envInt(name string, def int) (int, error) {
-	v, ok := os.LookupEnv(name)
-	if !ok || v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
+// context ends reserve before the deadline, leaving that much to the steps
+// after it.
+func (s *shutdownClock) context(reserve time.Duration) (context.Context, context.CancelFunc) {
+	s.start()
+	return context.WithDeadline(context.Background(), s.deadline.Add(-reserve))
+}
+
+// exitReserve is what the exporter leaves of the shutdown budget to the
+// steps after it: closing the health server and writing the loss summary.
+const exitReserve = 300 * time.Millisecond
+
+func run(args []string) error {
+	cfg, err := config.FromEnvironment(args, os.Stderr)
 	if err != nil {
-		return 0, fmt.Errorf("%s=%q: want an integer", name, v)
+		return err
 	}
-	return n, nil
-}
-
-func (s *settings) register(fs *flag.FlagSet) error {
-	var err error
-	intFlag := func(p *int, name, env string, def int, usage string) {
-		v, e := envInt(env, def)
-		if e != nil {
-			err = errors.Join(err, e)
-		}
-		fs.IntVar(p, name, v, usage+" ($"+env+")")
-	}
-	strFlag := func(p *string, name, env, def, usage string) {
-		fs.StringVar(p, name, envString(env, def), usage+" ($"+env+")")
-	}
-	strFlag(&s.paths, "paths", "LLM_OBSERVER_PATHS", strings.Join(capture.DefaultPaths, ","),
-		"comma-separated request-path prefixes that mark a connection as LLM traffic (at most 16)")
-	strFlag(&s.ports, "ports", "LLM_OBSERVER_PORTS", "",
-		"comma-separated TCP ports whose every connection is treated as LLM traffic, e.g. 11434")
-	intFlag(&s.maxBody, "max-body-bytes", "LLM_OBSERVER_MAX_BODY_BYTES", 1<<20,
-		"largest request or response body kept per exchange; larger ones are skipped through and marked truncated")
-	intFlag(&s.maxHeader, "max-header-bytes", "LLM_OBSERVER_MAX_HEADER_BYTES", 64<<10, "largest HTTP head kept")
-	intFlag(&s.ringBytes, "ring-bytes", "LLM_OBSERVER_RING_BYTES", 8<<20, "kernel ring buffer size, a power of two")
-	strFlag(&s.procRoot, "proc-root", "LLM_OBSERVER_PROC_ROOT", "/proc", "the host's /proc")
-	strFlag(&s.providers, "providers", "LLM_OBSERVER_PROVIDERS", "",
-		"provider overrides, e.g. 'llm.internal:8000=vllm,:11434=ollama'")
-	strFlag(&s.userIDSalt, "user-id-salt", "LLM_OBSERVER_USER_ID_SALT", "",
-		"salt for hashing end-user ids (set it to keep hashes stable across restarts; random otherwise)")
-	strFlag(&s.healthAddr, "health-addr", "LLM_OBSERVER_HEALTH_ADDR", "127.0.0.1:9464",
-		"address of /healthz, /readyz and /metrics; empty disables them")
-	tlsOn, e := envBool("LLM_OBSERVER_TLS", true)
-	err = errors.Join(err, e)
-	fs.BoolVar(&s.tls, "tls", tlsOn, "probe TLS libraries (OpenSSL) to see HTTPS calls ($LLM_OBSERVER_TLS)")
-	strFlag(&s.tlsExes, "tls-executables", "LLM_OBSERVER_TLS_EXECUTABLES", "",
-		"comma-separated executable names whose TLS is followed; empty means every process")
-	strFlag(&s.tlsPIDs, "tls-pids", "LLM_OBSERVER_TLS_PIDS", "", "comma-separated pids whose TLS is followed")
-	strFlag(&s.tlsCgroups, "tls-cgroups", "LLM_OBSERVER_TLS_CGROUPS", "",
-		"comma-separated substrings of /proc/PID/cgroup (pod UID, container id) whose TLS is followed")
-	return err
-}
-
-func envBool(name string, def bool) (bool, error) {
-	v, ok := os.LookupEnv(name)
-	if !ok || v == "" {
-		return def, nil
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return def, fmt.Errorf("%s=%q: want true or false", name, v)
-	}
-	return b, nil
-}
-
-// tlsOptions turns the TLS filter settings into discover's options.
-func (s *settings) tlsOptions() (discover.TLSOptions, error) {
-	opts := discover.TLSOptions{
-		Executables: splitList(s.tlsExes),
-		Cgroups:     splitList(s.tlsCgroups),
+	tlsOpts := discover.TLSOptions{
+		Executables: cfg.TLSExecutables,
+		PIDs:        cfg.TLSPIDs,
+		Cgroups:     cfg.TLSCgroups,
 		Logf: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "llm-observer: "+format+"\n", args...)
 		},
 	}
-	for _, p := range splitList(s.tlsPIDs) {
-		n, err := strconv.Atoi(p)
-		if err != nil || n <= 0 {
-			return opts, fmt.Errorf("LLM_OBSERVER_TLS_PIDS: %q is not a pid", p)
-		}
-		opts.PIDs = append(opts.PIDs, n)
-	}
-	return opts, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func (s *settings) captureConfig() (capture.Config, error) {
-	cfg := capture.Config{RingBytes: s.ringBytes}
-	for _, p := range strings.Split(s.paths, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			cfg.Paths = append(cfg.Paths, p)
-		}
-	}
-	for _, p := range strings.Split(s.ports, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		n, err := strconv.ParseUint(p, 10, 16)
-		if err != nil || n == 0 {
-			return cfg, fmt.Errorf("port %q: want a number from 1 to 65535", p)
-		}
-		cfg.Ports = append(cfg.Ports, uint16(n))
-	}
-	return cfg, nil
-}
-
-func parseProviders(s string) (map[string]string, error) {
-	m := map[string]string{}
-	for _, kv := range strings.Split(s, ",") {
-		if kv = strings.TrimSpace(kv); kv == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" || v == "" {
-			return nil, fmt.Errorf("provider override %q: want host[:port]=name or :port=name", kv)
-		}
-		m[strings.ToLower(k)] = v
-	}
-	return m, nil
-}
-
-func run(args []string) error {
-	fs := flag.NewFlagSet("llm-observer", flag.ContinueOnError)
-	var s settings
-	if err := s.register(fs); err != nil {
-		return err
-	}
-	expCfg, err := export.ConfigFromEnv()
-	if err != nil {
-		return err
-	}
-	expCfg.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	capCfg, err := s.captureConfig()
-	if err != nil {
-		return err
-	}
-	tlsOpts, err := s.tlsOptions()
-	if err != nil {
-		return err
-	}
-	capCfg.FilterTLS = tlsOpts.Filtered()
-	providers, err := parseProviders(s.providers)
-	if err != nil {
-		return err
-	}
-	if addr := os.Getenv("LLM_OBSERVER_PPROF_ADDR"); addr != "" {
-		if err := startProfiling(addr); err != nil {
+	cfg.Capture.FilterTLS = tlsOpts.Filtered()
+	if cfg.PprofAddr != "" {
+		if err := startProfiling(cfg.PprofAddr); err != nil {
 			return err
 		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	clock := &shutdownClock{timeout: cfg.ShutdownTimeout}
+	context.AfterFunc(ctx, func() {
+		clock.start()
+		// The steps below are bounded by the clock; this is the backstop
+		// for one that is not (a kernel call that hangs), and a second
+		// signal ends the process at once.
+		stop()
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			select {
+			case <-again:
+				fmt.Fprintln(os.Stderr, "llm-observer: second signal, exiting without flushing")
+			case <-time.After(cfg.ShutdownTimeout + time.Second):
+				fmt.Fprintf(os.Stderr, "llm-observer: shutdown took more than %v, exiting\n", cfg.ShutdownTimeout)
+			}
+			os.Exit(1)
+		}()
+	})
 
-	exp, err := export.New(ctx, expCfg)
+	exp, err := export.New(ctx, cfg.Export)
 	if err != nil {
 		return fmt.Errorf("start exporter: %w", err)
 	}
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sctx, cancel := clock.context(exitReserve)
 		defer cancel()
-		if err := exp.Shutdown(sctx); err != nil {
+		if err := exp.Shutdown(sctx); err != nil && sctx.Err() == nil {
 			fmt.Fprintln(os.Stderr, "llm-observer: flush on exit:", err)
 		}
+		reportLosses(os.Stderr, exp.Losses())
 	}()
 
 	var ready readiness
 	reg := health.NewRegistry()
-	if s.healthAddr != "" {
-		srv, err := health.Start(s.healthAddr, ready.check, reg)
+	if err := reg.Register(newLossCollector(exp)); err != nil {
+		return fmt.Errorf("health metrics: %w", err)
+	}
+	if cfg.HealthAddr != "" {
+		srv, err := health.Start(cfg.HealthAddr, ready.check, reg)
 		if err != nil {
 			return fmt.Errorf("health server: %w", err)
 		}
 		defer func() {
-			// Bounded, so a hung scrape cannot eat the pod's grace period.
-			sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			// First of the exit steps, so a hung scrape cannot hold the rest.
+			sctx, cancel := clock.context(cfg.ShutdownTimeout * 9 / 10)
 			defer cancel()
-			srv.Shutdown(sctx)
+			srv.Shutdown(sctx) //nolint:errcheck // a scrape cut short at exit is fine
 		}()
 	}
-	pods := startKubernetes(ctx)
+	pods := startKubernetes(ctx, cfg.NodeName)
 	defer pods.Close()
 
-	probe, err := capture.Load(capCfg)
+	probe, err := capture.Load(cfg.Capture)
 	if err != nil {
 		return fmt.Errorf("%w\n(run 'llm-observer check' to see what this machine lacks)", err)
 	}
 	defer probe.Close()
 
-	procs, err := discover.NewTable(s.procRoot)
+	procs, err := discover.NewTable(cfg.ProcRoot)
 	if err != nil {
 		return err
 	}
 	agentCfg := observer.Config{
-		Limits: decode.Limits{MaxBodyBytes: s.maxBody, MaxHeaderBytes: s.maxHeader},
-		GenAI:  genaiOptions(expCfg, providers, s.userIDSalt),
+		Limits: cfg.Limits,
+		GenAI:  genaiOptions(cfg.Export, cfg.Providers, cfg.UserIDSalt),
+	}
+	agentCfg.LLMPaths = cfg.Capture.Paths
+	agentCfg.Verdict = func(k capture.ConnKey, keep bool) {
+		if err := probe.SetVerdict(k, keep); err != nil {
+			fmt.Fprintln(os.Stderr, "llm-observer:", err)
+		}
 	}
 	var tls *discover.TLSProbes
-	if s.tls {
-		tls, err = discover.NewTLSProbes(s.procRoot, probe, tlsOpts)
+	if cfg.TLS {
+		tls, err = discover.NewTLSProbes(cfg.ProcRoot, probe, tlsOpts)
 		if err != nil {
 			return err
 		}
@@ -301,7 +191,14 @@ func run(args []string) error {
 		// run last first): Run removes them when ctx ends.
 		tlsDone := make(chan struct{})
 		go func() { tls.Run(ctx); close(tlsDone) }()
-		defer func() { <-tlsDone }()
+		defer func() {
+			sctx, cancel := clock.context(exitReserve)
+			defer cancel()
+			select {
+			case <-tlsDone:
+			case <-sctx.Done():
+			}
+		}()
 	}
 	agent := observer.New(agentCfg, procs, identity(pods), exp)
 	if tls != nil {
@@ -315,12 +212,39 @@ func run(args []string) error {
 	}
 	ready.ready.Store(true)
 	fmt.Fprintf(os.Stderr, "llm-observer %s: watching %d path prefixes, exporting to %s\n",
-		version, len(capCfg.Paths), destination(expCfg))
+		version, len(cfg.Capture.Paths), destination(cfg.Export))
 	err = agent.Run(ctx, probe)
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// reportLosses writes, at exit, how much telemetry never reached the
+// collector, one line per signal that lost any.
+func reportLosses(w io.Writer, losses []export.Loss) {
+	type signalLoss struct {
+		total   uint64
+		reasons []string
+	}
+	var order []string
+	by := map[string]*signalLoss{}
+	for _, l := range losses {
+		if l.Count == 0 {
+			continue
+		}
+		s := by[l.Signal]
+		if s == nil {
+			s = &signalLoss{}
+			by[l.Signal] = s
+			order = append(order, l.Signal)
+		}
+		s.total += l.Count
+		s.reasons = append(s.reasons, fmt.Sprintf("%s=%d", l.Reason, l.Count))
+	}
+	for _, sig := range order {
+		fmt.Fprintf(w, "llm-observer: export %s: %d lost (%s)\n", sig, by[sig].total, strings.Join(by[sig].reasons, " "))
+	}
 }
 
 // genaiOptions derives what the parsers keep from the exporter's content

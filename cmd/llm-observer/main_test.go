@@ -1,63 +1,42 @@
 package main
 
 import (
-	"flag"
-	"reflect"
+	"strings"
 	"testing"
+	"time"
 
-	"github.com/llm-observer/llm-observer/internal/capture"
+	"github.com/llm-observer/llm-observer/internal/export"
 	"github.com/llm-observer/llm-observer/internal/observer"
 )
 
-func TestParseProviders(t *testing.T) {
-	for _, tc := range []struct {
-		in      string
-		want    map[string]string
-		wantErr bool
-	}{
-		{in: "", want: map[string]string{}},
-		{in: "LLM.internal:8000=vllm, :11434=ollama", want: map[string]string{"llm.internal:8000": "vllm", ":11434": "ollama"}},
-		{in: "host", wantErr: true},
-		{in: "=vllm", wantErr: true},
-		{in: "host=", wantErr: true},
-	} {
-		got, err := parseProviders(tc.in)
-		if (err != nil) != tc.wantErr || (!tc.wantErr && !reflect.DeepEqual(got, tc.want)) {
-			t.Errorf("parseProviders(%q) = %v, %v", tc.in, got, err)
-		}
+func TestReportLosses(t *testing.T) {
+	var b strings.Builder
+	reportLosses(&b, []export.Loss{
+		{Signal: "traces", Reason: "queue_full", Count: 0},
+		{Signal: "traces", Reason: "collector_down", Count: 2},
+		{Signal: "traces", Reason: "shutdown", Count: 10},
+		{Signal: "metrics", Reason: "timeout", Count: 0},
+		{Signal: "logs", Reason: "shutdown", Count: 1},
+	})
+	want := "llm-observer: export traces: 12 lost (collector_down=2 shutdown=10)\n" +
+		"llm-observer: export logs: 1 lost (shutdown=1)\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }
 
-func TestSettingsFromEnvAndFlags(t *testing.T) {
-	t.Setenv("LLM_OBSERVER_PATHS", "/api/chat, /v1/messages")
-	t.Setenv("LLM_OBSERVER_PORTS", "11434,8000")
-	t.Setenv("LLM_OBSERVER_RING_BYTES", "4194304")
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	var s settings
-	if err := s.register(fs); err != nil {
-		t.Fatal(err)
-	}
-	if err := fs.Parse([]string{"-ports", "9000"}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := s.captureConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := capture.Config{Paths: []string{"/api/chat", "/v1/messages"}, Ports: []uint16{9000}, RingBytes: 4 << 20}
-	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("config %+v, want %+v (the flag must win over the environment)", cfg, want)
-	}
-
-	t.Setenv("LLM_OBSERVER_RING_BYTES", "lots")
-	if err := new(settings).register(flag.NewFlagSet("bad", flag.ContinueOnError)); err == nil {
-		t.Error("a non-numeric LLM_OBSERVER_RING_BYTES was accepted")
-	}
-	for _, ports := range []string{"0", "70000", "http"} {
-		s := settings{ports: ports}
-		if _, err := s.captureConfig(); err == nil {
-			t.Errorf("port list %q accepted", ports)
-		}
+// TestShutdownClock: every step's context ends by the one deadline set at
+// the signal, less the step's reserve.
+func TestShutdownClock(t *testing.T) {
+	c := &shutdownClock{timeout: 2 * time.Second}
+	c.start()
+	first := c.deadline
+	time.Sleep(10 * time.Millisecond)
+	ctx, cancel := c.context(300 * time.Millisecond)
+	defer cancel()
+	dl, ok := ctx.Deadline()
+	if !ok || !dl.Equal(first.Add(-300*time.Millisecond)) || !c.deadline.Equal(first) {
+		t.Errorf("deadline %v, want %v: the clock must start once", dl, first.Add(-300*time.Millisecond))
 	}
 }
 

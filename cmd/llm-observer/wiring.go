@@ -46,8 +46,8 @@ func identity(pods *k8s.Cache) observer.Identity {
 
 // startKubernetes watches this node's pods when running in a cluster; outside
 // one it returns a cache that finds nothing, silently.
-func startKubernetes(ctx context.Context) *k8s.Cache {
-	pods, err := k8s.New(ctx, os.Getenv("K8S_NODE_NAME"))
+func startKubernetes(ctx context.Context, nodeName string) *k8s.Cache {
+	pods, err := k8s.New(ctx, nodeName)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "llm-observer: no Kubernetes metadata:", err)
 	}
@@ -109,6 +109,28 @@ func (c *selfCollector) Collect(ch chan<- prometheus.Metric) {
 			labels = []string{s.Reason}
 		}
 		ch <- prometheus.MustNewConstMetric(d, kind, s.Value, labels...)
+	}
+}
+
+// lossCollector serves the exporter's loss counters on /metrics as
+// llm_observer_export_dropped_total{signal,reason}: spans, metric data
+// points and log records that never reached the collector.
+type lossCollector struct {
+	exp  *export.Exporter
+	desc *prometheus.Desc
+}
+
+func newLossCollector(exp *export.Exporter) *lossCollector {
+	return &lossCollector{exp: exp, desc: prometheus.NewDesc("llm_observer_export_dropped_total",
+		"Telemetry that never reached the collector: spans, metric data points or log records, by signal and reason.",
+		[]string{"signal", "reason"}, nil)}
+}
+
+func (c *lossCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *lossCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, l := range c.exp.Losses() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(l.Count), l.Signal, l.Reason)
 	}
 }
 

@@ -161,6 +161,9 @@ var DefaultPaths = []string{
 	"/completion", "/chat/completions", "/embeddings", "/openai/deployments/",
 }
 
+// DefaultRingBytes is the ring buffer size when Config.RingBytes is zero.
+const DefaultRingBytes = defaultRing
+
 const (
 	maxPaths      = 16
 	maxPathLen    = 48

@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/llm-observer/llm-observer/internal/genai"
@@ -12,7 +11,7 @@ import (
 )
 
 // BenchmarkCallEnded measures what the agent's goroutine pays per call: span
-// build and hand-off to the batch processor, and all metric recordings. The
+// build and hand-off to the export queue, and all metric recordings. The
 // batches go to a discarding exporter: serialising them happens on the SDK's
 // goroutine, and a receiver in this process would count its own decoding
 // as the exporter's cost.
@@ -34,7 +33,7 @@ func BenchmarkCallEnded(b *testing.B) {
 			if e.spans != nil {
 				// Providers are made on the first call, so they pick this one up.
 				e.spans.Shutdown(context.Background()) //nolint:errcheck // replaced before use
-				e.spans = sdktrace.NewBatchSpanProcessor(tracetest.NewNoopExporter())
+				e.spans = newSpanQueue(tracetest.NewNoopExporter(), DefaultSpanQueue, &e.lost, e.errLog, func(context.Context) {})
 			}
 			c := bc.call()
 			b.ReportAllocs()

@@ -1,13 +1,10 @@
 package export
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -16,54 +13,29 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 )
 
-// Environment variables read by ConfigFromEnv. The OTLP exporters also read
-// the OTEL_EXPORTER_OTLP_* variables for headers, TLS, timeout and
-// compression themselves; see the package doc for the full list.
+// Defaults for zero Config fields. internal/config shows and applies the
+// same values, so each is defined here once.
 const (
-	envEndpoint        = "OTEL_EXPORTER_OTLP_ENDPOINT"
-	envTracesEndpoint  = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-	envMetricsEndpoint = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
-	envLogsEndpoint    = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
-	envProtocol        = "OTEL_EXPORTER_OTLP_PROTOCOL"
-	envTracesProtocol  = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
-	envMetricsProtocol = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
-	envLogsProtocol    = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"
-	envTemporality     = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
-	envTracesExporter  = "OTEL_TRACES_EXPORTER"
-	envMetricsExporter = "OTEL_METRICS_EXPORTER"
-	envLogsExporter    = "OTEL_LOGS_EXPORTER"
-	envMetricInterval  = "OTEL_METRIC_EXPORT_INTERVAL"
-	envMetricTimeout   = "OTEL_METRIC_EXPORT_TIMEOUT"
-	envResourceAttrs   = "OTEL_RESOURCE_ATTRIBUTES"
-	envServiceName     = "OTEL_SERVICE_NAME"
-	envSemconvOptIn    = "OTEL_SEMCONV_STABILITY_OPT_IN"
-
-	envConsole            = "LLM_OBSERVER_CONSOLE"
-	envCaptureContent     = "LLM_OBSERVER_CAPTURE_CONTENT"
-	envContentDestination = "LLM_OBSERVER_CONTENT_DESTINATION"
-	envContentMaxBytes    = "LLM_OBSERVER_CONTENT_MAX_BYTES"
-	envRedact             = "LLM_OBSERVER_REDACT"
-	envEmitGenAISystem    = "LLM_OBSERVER_EMIT_GEN_AI_SYSTEM"
-	envPairWait           = "LLM_OBSERVER_PAIR_WAIT"
-	envIdleTimeout        = "LLM_OBSERVER_PROCESS_IDLE_TIMEOUT"
-	envMaxProcesses       = "LLM_OBSERVER_MAX_PROCESSES"
+	DefaultSelfServiceName    = "llm-observer"
+	DefaultMetricInterval     = 60 * time.Second
+	DefaultMetricTimeout      = 30 * time.Second
+	DefaultContentMaxBytes    = 32 << 10
+	MinContentMaxBytes        = 256
+	DefaultPairWait           = 2 * time.Second
+	DefaultProcessIdleTimeout = 5 * time.Minute
+	DefaultMaxProcesses       = 256
 )
 
-// optInLatestGenAI is the OTEL_SEMCONV_STABILITY_OPT_IN value that asks for
-// the newest GenAI names only.
-const optInLatestGenAI = "gen_ai_latest_experimental"
-
-// Defaults for zero Config fields.
-const (
-	defaultSelfServiceName = "llm-observer"
-	defaultMetricInterval  = 60 * time.Second
-	defaultMetricTimeout   = 30 * time.Second
-	defaultContentMaxBytes = 32 << 10
-	minContentMaxBytes     = 256
-	defaultPairWait        = 2 * time.Second
-	defaultIdleTimeout     = 5 * time.Minute
-	defaultMaxProcesses    = 256
+// DefaultSpanQueue and DefaultLogQueue are the OpenTelemetry specification's
+// defaults for the batch span and log record processors.
+var (
+	DefaultSpanQueue = QueueConfig{Size: 2048, Batch: 512, Delay: 5 * time.Second, Timeout: 30 * time.Second}
+	DefaultLogQueue  = QueueConfig{Size: 2048, Batch: 512, Delay: time.Second, Timeout: 30 * time.Second}
 )
+
+// errorLogInterval is how often at most one signal's export failures are
+// written to the operator's log.
+const errorLogInterval = time.Minute
 
 // Protocol is an OTLP transport, spelled as in OTEL_EXPORTER_OTLP_PROTOCOL.
 type Protocol string
@@ -74,14 +46,15 @@ const (
 	ProtocolHTTPProtobuf Protocol = "http/protobuf"
 )
 
-func parseProtocol(s string) (Protocol, error) {
+// ParseProtocol reads an OTLP transport; empty means grpc.
+func ParseProtocol(s string) (Protocol, error) {
 	switch p := Protocol(strings.ToLower(strings.TrimSpace(s))); p {
 	case ProtocolGRPC, ProtocolHTTPProtobuf:
 		return p, nil
 	case "":
 		return ProtocolGRPC, nil
 	}
-	return "", fmt.Errorf("OTLP protocol %q is not supported: use grpc or http/protobuf", s)
+	return "", fmt.Errorf("OTLP protocol %q is not supported: want grpc or http/protobuf", s)
 }
 
 // Temporality is the metric temporality preference, spelled as in
@@ -95,7 +68,8 @@ const (
 	TemporalityLowMemory  Temporality = "lowmemory"
 )
 
-func parseTemporality(s string) (Temporality, error) {
+// ParseTemporality reads a temporality preference; empty means cumulative.
+func ParseTemporality(s string) (Temporality, error) {
 	switch t := Temporality(strings.ToLower(strings.TrimSpace(s))); t {
 	case TemporalityCumulative, TemporalityDelta, TemporalityLowMemory:
 		return t, nil
@@ -181,9 +155,9 @@ func choose(s string, names []string, what string) (int, error) {
 }
 
 // Config is everything the exporter can be told. The zero value prints calls
-// on stdout and sends nothing; ConfigFromEnv fills it from the environment
-// and RegisterFlags lets command-line flags override that. Each field names
-// its environment variable and flag.
+// on stdout and sends nothing; zero fields take the Default* values.
+// internal/config fills it from environment variables and flags; each field
+// names its variable and flag.
 type Config struct {
 	// Endpoint is the OTLP endpoint URL for every signal, e.g.
 	// http://collector:4317 (gRPC) or https://collector:4318 (HTTP; the
@@ -283,183 +257,22 @@ type Config struct {
 	// 256); beyond it the least recently used idle one is dropped.
 	// LLM_OBSERVER_MAX_PROCESSES, flag -max-processes.
 	MaxProcesses int
+
+	// SpanQueue and LogQueue bound the queues between the calls and the
+	// OTLP exporters (default DefaultSpanQueue, DefaultLogQueue); what does
+	// not fit, or fails to export, is counted by Exporter.Losses.
+	// OTEL_BSP_* and OTEL_BLRP_*.
+	SpanQueue, LogQueue QueueConfig
+	// ErrorWriter receives export failures, at most one line per signal
+	// per minute (default os.Stderr).
+	ErrorWriter io.Writer
 }
 
-// ConfigFromEnv reads the OTEL_* and LLM_OBSERVER_* variables listed in the
-// package doc into a Config. Command-line flags registered with
-// Config.RegisterFlags and parsed afterwards override what it found.
-func ConfigFromEnv() (Config, error) {
-	return configFrom(os.LookupEnv)
-}
-
-func configFrom(lookup func(string) (string, bool)) (Config, error) {
-	var cfg Config
-	var errs []error
-	get := func(name string) (string, bool) {
-		v, ok := lookup(name)
-		v = strings.TrimSpace(v)
-		return v, ok && v != ""
-	}
-	fail := func(name string, err error) {
-		errs = append(errs, fmt.Errorf("%s: %w", name, err))
-	}
-
-	for _, name := range []string{envEndpoint, envTracesEndpoint, envMetricsEndpoint, envLogsEndpoint} {
-		if _, ok := get(name); ok {
-			cfg.OTLP = true
-		}
-	}
-
-	base, _ := get(envProtocol)
-	for _, p := range []struct {
-		env string
-		dst *Protocol
-	}{{envTracesProtocol, &cfg.TracesProtocol}, {envMetricsProtocol, &cfg.MetricsProtocol}, {envLogsProtocol, &cfg.LogsProtocol}} {
-		v, ok := get(p.env)
-		name := p.env
-		if !ok {
-			v, name = base, envProtocol
-		}
-		proto, err := parseProtocol(v)
-		if err != nil {
-			fail(name, err)
-		}
-		*p.dst = proto
-	}
-
-	for _, s := range []struct {
-		env string
-		dst *bool
-	}{{envTracesExporter, &cfg.DisableTraces}, {envMetricsExporter, &cfg.DisableMetrics}, {envLogsExporter, &cfg.DisableLogs}} {
-		if v, ok := get(s.env); ok {
-			if err := setDisabled(s.dst, v); err != nil {
-				fail(s.env, err)
-			}
-		}
-	}
-
-	if v, ok := get(envTemporality); ok {
-		t, err := parseTemporality(v)
-		if err != nil {
-			fail(envTemporality, err)
-		}
-		cfg.Temporality = t
-	}
-	for _, d := range []struct {
-		env string
-		dst *time.Duration
-	}{{envMetricInterval, &cfg.MetricInterval}, {envMetricTimeout, &cfg.MetricTimeout}} {
-		if v, ok := get(d.env); ok {
-			ms, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || ms <= 0 {
-				fail(d.env, fmt.Errorf("%q is not a positive number of milliseconds", v))
-				continue
-			}
-			*d.dst = time.Duration(ms) * time.Millisecond
-		}
-	}
-
-	if v, ok := get(envResourceAttrs); ok {
-		if err := cfg.addResourceAttributes(v); err != nil {
-			fail(envResourceAttrs, err)
-		}
-	}
-	if v, ok := get(envServiceName); ok {
-		cfg.SelfServiceName = v
-	}
-	if v, ok := get(envSemconvOptIn); ok {
-		cfg.LatestGenAIConventions = optsInLatestGenAI(v)
-	}
-
-	for _, b := range []struct {
-		env string
-		dst *bool
-	}{{envEmitGenAISystem, &cfg.EmitGenAISystem}, {envConsole, &cfg.Console}} {
-		if v, ok := get(b.env); ok {
-			t, err := strconv.ParseBool(v)
-			if err != nil {
-				fail(b.env, fmt.Errorf("%q is not a boolean", v))
-			}
-			*b.dst = t
-		}
-	}
-
-	if v, ok := get(envCaptureContent); ok {
-		if err := cfg.CaptureContent.Set(v); err != nil {
-			fail(envCaptureContent, err)
-		}
-	}
-	if v, ok := get(envContentDestination); ok {
-		if err := cfg.ContentDestination.Set(v); err != nil {
-			fail(envContentDestination, err)
-		}
-	}
-	if v, ok := get(envContentMaxBytes); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < minContentMaxBytes {
-			fail(envContentMaxBytes, fmt.Errorf("%q: want a byte count of at least %d", v, minContentMaxBytes))
-		}
-		cfg.ContentMaxBytes = n
-	}
-	if v, ok := get(envRedact); ok {
-		if _, err := regexp.Compile(v); err != nil {
-			fail(envRedact, err)
-		}
-		cfg.Redact = append(cfg.Redact, v)
-	}
-
-	for _, d := range []struct {
-		env string
-		dst *time.Duration
-	}{{envPairWait, &cfg.PairWait}, {envIdleTimeout, &cfg.ProcessIdleTimeout}} {
-		if v, ok := get(d.env); ok {
-			t, err := time.ParseDuration(v)
-			if err != nil {
-				fail(d.env, fmt.Errorf("%q is not a duration like 2s or 5m", v))
-			}
-			*d.dst = t
-		}
-	}
-	if v, ok := get(envMaxProcesses); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			fail(envMaxProcesses, fmt.Errorf("%q is not a positive count", v))
-		}
-		cfg.MaxProcesses = n
-	}
-
-	if len(errs) > 0 {
-		return cfg, fmt.Errorf("configuration from the environment: %w", errors.Join(errs...))
-	}
-	return cfg, nil
-}
-
-func setDisabled(dst *bool, v string) error {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "otlp":
-		*dst = false
-	case "none":
-		*dst = true
-	default:
-		return fmt.Errorf("exporter %q is not supported: use otlp or none (LLM_OBSERVER_CONSOLE=true prints calls)", v)
-	}
-	return nil
-}
-
-func optsInLatestGenAI(list string) bool {
-	for _, v := range strings.Split(list, ",") {
-		if strings.TrimSpace(v) == optInLatestGenAI {
-			return true
-		}
-	}
-	return false
-}
-
-// addResourceAttributes parses key=value pairs in the OTEL_RESOURCE_ATTRIBUTES
+// AddResourceAttributes parses key=value pairs in the OTEL_RESOURCE_ATTRIBUTES
 // format. service.name and host.name are taken out into SelfServiceName and
 // HostName, because the observed processes get their own service.name and
 // every resource gets the one host.name.
-func (c *Config) addResourceAttributes(s string) error {
+func (c *Config) AddResourceAttributes(s string) error {
 	for _, pair := range strings.Split(s, ",") {
 		if strings.TrimSpace(pair) == "" {
 			continue
@@ -487,69 +300,15 @@ func (c *Config) addResourceAttributes(s string) error {
 	return nil
 }
 
-// RegisterFlags defines on fs one flag per setting, each defaulting to the
-// value c holds now, so that the usual order is ConfigFromEnv, RegisterFlags,
-// fs.Parse: flags override the environment, which overrides the defaults.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Endpoint, "otlp-endpoint", c.Endpoint,
-		"OTLP endpoint URL for all signals, e.g. http://localhost:4317; switches OTLP on (env "+envEndpoint+")")
-	fs.Func("otlp-protocol", "OTLP transport for all signals: grpc or http/protobuf (env "+envProtocol+")", func(s string) error {
-		p, err := parseProtocol(s)
-		c.TracesProtocol, c.MetricsProtocol, c.LogsProtocol = p, p, p
-		return err
-	})
-	for _, s := range []struct {
-		name string
-		dst  *bool
-		env  string
-	}{{"traces-exporter", &c.DisableTraces, envTracesExporter}, {"metrics-exporter", &c.DisableMetrics, envMetricsExporter}, {"logs-exporter", &c.DisableLogs, envLogsExporter}} {
-		dst := s.dst
-		fs.Func(s.name, "otlp or none (env "+s.env+")", func(v string) error { return setDisabled(dst, v) })
-	}
-	fs.Func("otlp-metrics-temporality", "cumulative, delta or lowmemory (env "+envTemporality+")", func(s string) error {
-		t, err := parseTemporality(s)
-		c.Temporality = t
-		return err
-	})
-	fs.DurationVar(&c.MetricInterval, "metric-export-interval", c.MetricInterval,
-		"how often metrics are exported; 0 means 60s (env "+envMetricInterval+", in ms)")
-	fs.Func("resource-attributes", "key=value,… added to every resource (env "+envResourceAttrs+")", c.addResourceAttributes)
-	fs.Func("semconv-stability-opt-in", "comma list; "+optInLatestGenAI+" emits only the newest GenAI names (env "+envSemconvOptIn+")", func(s string) error {
-		c.LatestGenAIConventions = optsInLatestGenAI(s)
-		return nil
-	})
-	fs.BoolVar(&c.EmitGenAISystem, "emit-gen-ai-system", c.EmitGenAISystem,
-		"also emit the deprecated gen_ai.system attribute (env "+envEmitGenAISystem+")")
-	fs.BoolVar(&c.Console, "console", c.Console,
-		"print one line per call even when exporting over OTLP (env "+envConsole+")")
-	fs.Var(&c.CaptureContent, "capture-content", "record message content: none, input, output or all (env "+envCaptureContent+")")
-	fs.Var(&c.ContentDestination, "content-destination", "where content goes: span, log or both (env "+envContentDestination+")")
-	fs.IntVar(&c.ContentMaxBytes, "content-max-bytes", c.ContentMaxBytes,
-		"cap per content attribute in bytes; 0 means 32768 (env "+envContentMaxBytes+")")
-	fs.Func("redact", "extra regular expression to redact from content; repeatable (env "+envRedact+")", func(s string) error {
-		if _, err := regexp.Compile(s); err != nil {
-			return err
-		}
-		c.Redact = append(c.Redact, s)
-		return nil
-	})
-	fs.DurationVar(&c.PairWait, "pair-wait", c.PairWait,
-		"how long a server-side call waits for its client-side twin; 0 means 2s, negative off (env "+envPairWait+")")
-	fs.DurationVar(&c.ProcessIdleTimeout, "process-idle-timeout", c.ProcessIdleTimeout,
-		"drop a process's providers after this long without calls; 0 means 5m (env "+envIdleTimeout+")")
-	fs.IntVar(&c.MaxProcesses, "max-processes", c.MaxProcesses,
-		"most processes with providers at once; 0 means 256 (env "+envMaxProcesses+")")
-}
-
 // withDefaults fills zero fields and checks the rest.
 func (c Config) withDefaults() (Config, error) {
 	var err error
 	for _, p := range []*Protocol{&c.TracesProtocol, &c.MetricsProtocol, &c.LogsProtocol} {
-		if *p, err = parseProtocol(string(*p)); err != nil {
+		if *p, err = ParseProtocol(string(*p)); err != nil {
 			return c, err
 		}
 	}
-	if c.Temporality, err = parseTemporality(string(c.Temporality)); err != nil {
+	if c.Temporality, err = ParseTemporality(string(c.Temporality)); err != nil {
 		return c, err
 	}
 	if c.Endpoint != "" {
@@ -566,39 +325,63 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("content destination %d is not a known setting", c.ContentDestination)
 	}
 	if c.OTLP && c.DisableLogs && c.CaptureContent != CaptureNone && c.ContentDestination.toLog() {
-		return c, fmt.Errorf("content destination %s needs OTLP logs, which %s=none turns off: use destination span or enable logs",
-			c.ContentDestination, envLogsExporter)
+		return c, fmt.Errorf("content destination %s needs OTLP logs, which OTEL_LOGS_EXPORTER=none turns off: use destination span or enable logs",
+			c.ContentDestination)
 	}
 	if c.MetricInterval <= 0 {
-		c.MetricInterval = defaultMetricInterval
+		c.MetricInterval = DefaultMetricInterval
 	}
 	if c.MetricTimeout <= 0 {
-		c.MetricTimeout = defaultMetricTimeout
+		c.MetricTimeout = DefaultMetricTimeout
 	}
 	if c.SelfServiceName == "" {
-		c.SelfServiceName = defaultSelfServiceName
+		c.SelfServiceName = DefaultSelfServiceName
 	}
 	if c.HostName == "" {
 		c.HostName, _ = os.Hostname()
 	}
 	if c.ContentMaxBytes == 0 {
-		c.ContentMaxBytes = defaultContentMaxBytes
+		c.ContentMaxBytes = DefaultContentMaxBytes
 	}
-	c.ContentMaxBytes = max(c.ContentMaxBytes, minContentMaxBytes)
+	c.ContentMaxBytes = max(c.ContentMaxBytes, MinContentMaxBytes)
 	if c.PairWait == 0 {
-		c.PairWait = defaultPairWait
+		c.PairWait = DefaultPairWait
 	}
 	if c.ProcessIdleTimeout <= 0 {
-		c.ProcessIdleTimeout = defaultIdleTimeout
+		c.ProcessIdleTimeout = DefaultProcessIdleTimeout
 	}
 	if c.MaxProcesses <= 0 {
-		c.MaxProcesses = defaultMaxProcesses
+		c.MaxProcesses = DefaultMaxProcesses
 	}
+	c.SpanQueue = c.SpanQueue.withDefaults(DefaultSpanQueue)
+	c.LogQueue = c.LogQueue.withDefaults(DefaultLogQueue)
 	if c.ConsoleWriter == nil {
 		c.ConsoleWriter = os.Stdout
+	}
+	if c.ErrorWriter == nil {
+		c.ErrorWriter = os.Stderr
 	}
 	if !c.OTLP {
 		c.Console = true
 	}
 	return c, nil
+}
+
+// withDefaults fills zero fields from def; a batch is never larger than the
+// queue.
+func (q QueueConfig) withDefaults(def QueueConfig) QueueConfig {
+	if q.Size <= 0 {
+		q.Size = def.Size
+	}
+	if q.Batch <= 0 {
+		q.Batch = def.Batch
+	}
+	q.Batch = min(q.Batch, q.Size)
+	if q.Delay <= 0 {
+		q.Delay = def.Delay
+	}
+	if q.Timeout <= 0 {
+		q.Timeout = def.Timeout
+	}
+	return q
 }

@@ -224,7 +224,7 @@ func TestResourcePerProcess(t *testing.T) {
 	for _, proto := range protocols {
 		t.Run(string(proto), func(t *testing.T) {
 			e, rcv := newTestExporter(t, proto, func(c *Config) {
-				if err := c.addResourceAttributes("deployment.environment.name=test,team=ml%20ops"); err != nil {
+				if err := c.AddResourceAttributes("deployment.environment.name=test,team=ml%20ops"); err != nil {
 					t.Fatal(err)
 				}
 			})

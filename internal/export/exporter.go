@@ -43,9 +43,14 @@ type Exporter struct {
 	console    *console // nil when the console is off
 
 	// Shared by every process's providers; nil when the signal is off.
-	spans   sdktrace.SpanProcessor
-	logs    sdklog.Processor
+	spans   *spanQueue
+	logs    *logQueue
 	metrics sdkmetric.Exporter
+
+	// lost counts what never reached the collector; errLog reports export
+	// failures at most once a minute per signal.
+	lost   losses
+	errLog *errorLog
 
 	temporality sdkmetric.TemporalitySelector
 	procs       *processTable
@@ -59,7 +64,11 @@ type Exporter struct {
 	collectMu sync.Mutex // one collection pass at a time
 	scratch   metricdata.ResourceMetrics
 
+	// stop ends the loops; life is the context of their exports, which
+	// Shutdown cancels when its budget is spent.
 	stop     chan struct{}
+	life     context.Context
+	endLife  context.CancelFunc
 	loops    sync.WaitGroup
 	closed   atomic.Bool
 	shutOnce sync.Once
@@ -95,7 +104,9 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 		},
 		stop:      make(chan struct{}),
 		selfMeter: metricnoop.NewMeterProvider().Meter(scopeName),
+		errLog:    newErrorLog(cfg.ErrorWriter, errorLogInterval),
 	}
+	e.life, e.endLife = context.WithCancel(context.Background())
 	if cfg.Console {
 		e.console = &console{w: cfg.ConsoleWriter}
 	}
@@ -145,6 +156,17 @@ func (e *Exporter) startOTLP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if _, err := e.selfMeter.Int64ObservableCounter(metricExportDropped,
+		metric.WithDescription("Telemetry that never reached the collector, by signal (spans, metric data points, log records) and reason."),
+		metric.WithUnit("{item}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			for _, l := range e.lost.all() {
+				o.Observe(int64(l.Count), metric.WithAttributes(keySignal.String(l.Signal), keyLossReason.String(l.Reason)))
+			}
+			return nil
+		})); err != nil {
+		return err
+	}
 	if _, err := e.selfMeter.Int64ObservableGauge(metricProcesses,
 		metric.WithDescription("Observed processes that currently have telemetry providers."),
 		metric.WithUnit("{process}"),
@@ -160,14 +182,14 @@ func (e *Exporter) startOTLP(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("OTLP trace exporter: %w", err)
 		}
-		e.spans = sdktrace.NewBatchSpanProcessor(countingSpanExporter{exp, e.failed(signalTraces)})
+		e.spans = newSpanQueue(exp, cfg.SpanQueue, &e.lost, e.errLog, e.failed(signalTraces))
 	}
 	if !cfg.DisableLogs && e.content.enabled() && cfg.ContentDestination.toLog() {
 		exp, err := newLogExporter(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("OTLP log exporter: %w", err)
 		}
-		e.logs = sdklog.NewBatchProcessor(countingLogExporter{exp, e.failed(signalLogs)})
+		e.logs = newLogQueue(exp, cfg.LogQueue, &e.lost, e.errLog, e.failed(signalLogs))
 	}
 	return nil
 }
@@ -241,34 +263,6 @@ func newLogExporter(ctx context.Context, cfg Config) (sdklog.Exporter, error) {
 		opts = append(opts, otlploggrpc.WithEndpointURL(cfg.Endpoint))
 	}
 	return otlploggrpc.New(ctx, opts...)
-}
-
-// countingSpanExporter and countingLogExporter count failed exports on the
-// observer's own meter; the batch processors only log them.
-type countingSpanExporter struct {
-	sdktrace.SpanExporter
-	failed func(context.Context)
-}
-
-func (x countingSpanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	err := x.SpanExporter.ExportSpans(ctx, spans)
-	if err != nil {
-		x.failed(ctx)
-	}
-	return err
-}
-
-type countingLogExporter struct {
-	sdklog.Exporter
-	failed func(context.Context)
-}
-
-func (x countingLogExporter) Export(ctx context.Context, records []sdklog.Record) error {
-	err := x.Exporter.Export(ctx, records)
-	if err != nil {
-		x.failed(ctx)
-	}
-	return err
 }
 
 // sharedSpanProcessor and sharedLogProcessor let every process's provider
@@ -345,7 +339,13 @@ func (e *Exporter) CallStarted(p *Process, c *genai.Call) {
 // Config.PairWait (a server call waiting for its client), so the caller must
 // not modify c afterwards.
 func (e *Exporter) CallEnded(p *Process, c *genai.Call) {
-	if e.closed.Load() || c == nil {
+	if c == nil {
+		return
+	}
+	if e.closed.Load() {
+		if e.spans != nil {
+			e.lost.add(signalTraces, LossShutdown, 1)
+		}
 		return
 	}
 	// Whatever the server echoed of the request's own credentials goes
@@ -412,8 +412,23 @@ func (e *Exporter) pairLoop() {
 		case <-e.stop:
 			return
 		case now := <-tick.C:
+			if e.stopping() {
+				return
+			}
 			e.emitUnpaired(e.pairs.expire(now))
 		}
+	}
+}
+
+// stopping reports whether Shutdown has begun. The loops check it after a
+// select, which picks among ready cases at random: without it a due tick
+// could win over the stop and start another round of exports.
+func (e *Exporter) stopping() bool {
+	select {
+	case <-e.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -432,24 +447,45 @@ func (e *Exporter) collectLoop() {
 	defer collect.Stop()
 	housekeeping := time.NewTicker(max(min(e.cfg.ProcessIdleTimeout/4, 30*time.Second), 10*time.Millisecond))
 	defer housekeeping.Stop()
-	ctx := context.Background()
 	for {
+		var now time.Time
+		retireOnly := true
 		select {
 		case <-e.stop:
 			return
 		case <-collect.C:
-			e.collectAll(ctx) //nolint:errcheck // failures are counted and reported by collectAll
-		case now := <-housekeeping.C:
-			e.procs.retireIdle(now)
-			e.retire(ctx)
+			retireOnly = false
+		case now = <-housekeeping.C:
 		case <-e.procs.wake:
-			e.retire(ctx)
 		}
+		if e.stopping() {
+			return
+		}
+		if !now.IsZero() {
+			e.procs.retireIdle(now)
+		}
+		e.metricPass(e.life, retireOnly) //nolint:errcheck // failures are counted and logged where they happen
 	}
 }
 
+// metricPass exports the last metrics of retired processes and, unless
+// retireOnly, every live process's and the observer's own. The whole pass
+// shares one MetricTimeout, so a hung collector costs one timeout per pass,
+// not one per process.
+func (e *Exporter) metricPass(ctx context.Context, retireOnly bool) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.MetricTimeout)
+	defer cancel()
+	err := e.retire(ctx)
+	if !retireOnly {
+		err = errors.Join(err, e.collectAll(ctx))
+	}
+	return err
+}
+
 // retire exports the last metrics of retired processes and shuts their
-// providers down.
+// providers down. Their readers go with them, so each is collected even
+// after a failure; once ctx has ended that costs nothing but the count of
+// what was lost.
 func (e *Exporter) retire(ctx context.Context) error {
 	var errs []error
 	for _, pt := range e.procs.takeRetiring() {
@@ -463,17 +499,20 @@ func (e *Exporter) retire(ctx context.Context) error {
 
 // collectAll collects every process's metrics and the observer's own, one
 // export request per resource: the OTLP metric exporter takes one resource
-// per call.
+// per call. It stops at the first failed export: a collector that failed
+// one request fails the next too, and a reader not collected keeps its
+// data for the next pass (cumulative sums as they are, delta sums still
+// accumulating), so nothing is lost by waiting.
 func (e *Exporter) collectAll(ctx context.Context) error {
 	if e.metrics == nil {
 		return nil
 	}
-	var errs []error
 	for _, pt := range e.procs.snapshot() {
-		errs = append(errs, e.collect(ctx, pt.reader))
+		if err := e.collect(ctx, pt.reader); err != nil {
+			return err
+		}
 	}
-	errs = append(errs, e.collect(ctx, e.selfReader))
-	return errors.Join(errs...)
+	return e.collect(ctx, e.selfReader)
 }
 
 func (e *Exporter) collect(ctx context.Context, r *sdkmetric.ManualReader) error {
@@ -482,7 +521,9 @@ func (e *Exporter) collect(ctx context.Context, r *sdkmetric.ManualReader) error
 	}
 	e.collectMu.Lock()
 	defer e.collectMu.Unlock()
-	if err := r.Collect(ctx, &e.scratch); err != nil {
+	// Collecting only reads memory; it must happen even past the deadline
+	// so that what is lost can be counted.
+	if err := r.Collect(context.WithoutCancel(ctx), &e.scratch); err != nil {
 		if errors.Is(err, sdkmetric.ErrReaderShutdown) {
 			return nil
 		}
@@ -491,14 +532,16 @@ func (e *Exporter) collect(ctx context.Context, r *sdkmetric.ManualReader) error
 	if !hasDataPoints(&e.scratch) {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.MetricTimeout)
-	defer cancel()
-	if err := e.metrics.Export(ctx, &e.scratch); err != nil {
-		e.exportFailures.Add(ctx, 1, metric.WithAttributes(keySignal.String(signalMetrics)))
-		otel.Handle(fmt.Errorf("export metrics: %w", err))
-		return err
+	err := ctx.Err()
+	if err == nil {
+		if err = e.metrics.Export(ctx, &e.scratch); err == nil {
+			return nil
+		}
+		e.exportFailures.Add(context.Background(), 1, metric.WithAttributes(keySignal.String(signalMetrics)))
+		e.errLog.report(signalMetrics, err)
 	}
-	return nil
+	e.lost.add(signalMetrics, lossReason(err, e.life.Err() != nil), dataPoints(&e.scratch))
+	return fmt.Errorf("export metrics: %w", err)
 }
 
 func hasDataPoints(rm *metricdata.ResourceMetrics) bool {
@@ -510,10 +553,40 @@ func hasDataPoints(rm *metricdata.ResourceMetrics) bool {
 	return false
 }
 
+// dataPoints counts the points of rm, what a failed metric export loses.
+func dataPoints(rm *metricdata.ResourceMetrics) int {
+	n := 0
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				n += len(d.DataPoints)
+			case metricdata.Sum[float64]:
+				n += len(d.DataPoints)
+			case metricdata.Gauge[int64]:
+				n += len(d.DataPoints)
+			case metricdata.Gauge[float64]:
+				n += len(d.DataPoints)
+			case metricdata.Histogram[int64]:
+				n += len(d.DataPoints)
+			case metricdata.Histogram[float64]:
+				n += len(d.DataPoints)
+			default:
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // SelfMeter is a meter under the observer's own resource (service.name
 // llm-observer unless OTEL_SERVICE_NAME says otherwise) for its health
 // counters. It records nothing when metrics are not exported over OTLP.
 func (e *Exporter) SelfMeter() metric.Meter { return e.selfMeter }
+
+// Losses returns how much telemetry never reached the collector, per
+// signal and reason, zeros included.
+func (e *Exporter) Losses() []Loss { return e.lost.all() }
 
 // ForceFlush exports everything recorded so far: held server calls wait on,
 // as their clients may still come.
@@ -531,38 +604,81 @@ func (e *Exporter) ForceFlush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Shutdown emits the calls still waiting for a partner, exports everything
-// and closes the exporters. Calls arriving afterwards are dropped.
+// Shutdown emits the calls still waiting for a partner, exports what it
+// can before ctx ends and closes the exporters; calls arriving afterwards
+// are dropped and counted. It returns by ctx's deadline whatever the
+// collector does: the loops stop at once (an export they have in flight
+// is cut at the deadline), then spans, logs and the last metrics are
+// flushed side by side, each under ctx, and whatever is still queued when
+// ctx ends is counted lost with reason shutdown.
 func (e *Exporter) Shutdown(ctx context.Context) error {
 	e.shutOnce.Do(func() {
 		e.closed.Store(true)
 		close(e.stop)
-		e.loops.Wait()
+		cutAtDeadline := context.AfterFunc(ctx, e.endLife)
+		defer cutAtDeadline()
+		defer e.endLife()
+		defer e.errLog.flush()
+		loopsDone := make(chan struct{})
+		go func() {
+			e.loops.Wait()
+			close(loopsDone)
+		}()
+		select {
+		case <-loopsDone:
+		case <-ctx.Done():
+		}
 		if !e.cfg.OTLP {
 			return
 		}
 		if e.pairs != nil {
 			e.emitUnpaired(e.pairs.expire(time.Now().Add(openCallLimit + time.Hour)))
 		}
-		// Retiring collects each process's metrics one last time.
-		e.procs.retireAll()
-		errs := []error{e.retire(ctx)}
-		if e.self != nil {
-			errs = append(errs, e.collect(ctx, e.selfReader), e.self.Shutdown(ctx))
+
+		var (
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			errs []error
+		)
+		flush := func(f func() error) {
+			wg.Go(func() {
+				err := f()
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			})
 		}
+		if e.spans != nil {
+			flush(func() error { return e.spans.Shutdown(ctx) })
+		}
+		if e.logs != nil {
+			flush(func() error { return e.logs.Shutdown(ctx) })
+		}
+		flush(func() error {
+			// Retiring collects each process's metrics one last time.
+			e.procs.retireAll()
+			err := e.retire(ctx)
+			if e.self != nil {
+				err = errors.Join(err, e.collect(ctx, e.selfReader), e.self.Shutdown(ctx))
+			}
+			return err
+		})
+		wg.Wait()
 		errs = append(errs, e.closeExporters(ctx))
 		e.shutErr = errors.Join(errs...)
 	})
 	return e.shutErr
 }
 
+// closeExporters closes the OTLP clients. The queues were shut down by
+// Shutdown already; when New fails they never started.
 func (e *Exporter) closeExporters(ctx context.Context) error {
 	var errs []error
 	if e.spans != nil {
-		errs = append(errs, e.spans.Shutdown(ctx))
+		errs = append(errs, e.spans.q.closeExporter(ctx))
 	}
 	if e.logs != nil {
-		errs = append(errs, e.logs.Shutdown(ctx))
+		errs = append(errs, e.logs.q.closeExporter(ctx))
 	}
 	if e.metrics != nil {
 		errs = append(errs, e.metrics.Shutdown(ctx))

@@ -26,6 +26,9 @@ const (
 	// keySignal tells on the observer's own health metrics which signal a
 	// failure belongs to.
 	keySignal = attribute.Key("llm_observer.signal")
+	// keyLossReason tells why telemetry never reached the collector; plain
+	// "reason", as on the agent's other drop counters.
+	keyLossReason = attribute.Key("reason")
 
 	// Timings the model server reported about itself, in seconds, and which
 	// fields they came from.
@@ -59,6 +62,7 @@ const (
 
 	// Health of the observer itself, under its own resource.
 	metricExportFailures = "llm_observer.export.failures"
+	metricExportDropped  = "llm_observer.export.dropped"
 	metricProcesses      = "llm_observer.export.processes"
 )
 
