@@ -1,35 +1,109 @@
 // Command goclient is a real Go LLM client for the end-to-end tests: it
 // POSTs a JSON body with net/http and reads a streamed response line by
 // line, as Go SDKs do.
+//
+//	goclient [flags] URL BODY
+//
+// Over https it trusts -ca and speaks HTTP/2 when the server offers it
+// (-http1 forces HTTP/1.1); -h2c speaks HTTP/2 with prior knowledge over
+// cleartext. -n N makes N concurrent calls on one connection, each with
+// "{i}" in BODY replaced by its index; -grpc makes a gRPC-shaped call to
+// URL instead. It prints each response's protocol, status and body size.
 package main
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: goclient URL BODY")
+	ca := flag.String("ca", "", "PEM file of the CA to trust for https")
+	h2c := flag.Bool("h2c", false, "HTTP/2 with prior knowledge over cleartext")
+	http1 := flag.Bool("http1", false, "force HTTP/1.1")
+	n := flag.Int("n", 1, "concurrent calls on one connection")
+	grpc := flag.Bool("grpc", false, "make a gRPC-shaped call")
+	flag.Parse()
+	if flag.NArg() != 2 {
+		fmt.Fprintln(os.Stderr, "usage: goclient [flags] URL BODY")
 		os.Exit(2)
 	}
-	resp, err := http.Post(os.Args[1], "application/json", strings.NewReader(os.Args[2]))
+	url, body := flag.Arg(0), flag.Arg(1)
+
+	tr := &http.Transport{Protocols: new(http.Protocols), ForceAttemptHTTP2: !*http1, MaxConnsPerHost: 1}
+	switch {
+	case *h2c:
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	case *http1:
+		tr.Protocols.SetHTTP1(true)
+	default:
+		tr.Protocols.SetHTTP1(true)
+		tr.Protocols.SetHTTP2(true)
+	}
+	if *ca != "" {
+		pem, err := os.ReadFile(*ca)
+		if err != nil {
+			fail(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	client := &http.Client{Transport: tr}
+
+	if *grpc {
+		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+		if err != nil {
+			fail(err)
+		}
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("TE", "trailers")
+		call(client, req)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range *n {
+		b := strings.ReplaceAll(body, "{i}", strconv.Itoa(i))
+		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(b))
+		if err != nil {
+			fail(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if *n == 1 {
+			call(client, req)
+			return
+		}
+		wg.Go(func() { call(client, req) })
+	}
+	wg.Wait()
+}
+
+func call(client *http.Client, req *http.Request) {
+	resp, err := client.Do(req)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		fail(err)
 	}
 	defer resp.Body.Close()
-	n := 0
+	size := 0
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		n += len(sc.Bytes()) + 1
+		size += len(sc.Bytes()) + 1
 	}
 	if err := sc.Err(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		fail(err)
 	}
-	fmt.Println(resp.Status, n)
+	fmt.Println(resp.Proto, resp.Status, size)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
 }
