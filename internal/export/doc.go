@@ -47,6 +47,12 @@
 //	llm_observer.api                                    wire format recognised, e.g. openai.chat_completions
 //	llm_observer.request_id                             the provider's request id header
 //	llm_observer.truncated                              capture lost bytes; counts may be incomplete
+//
+// A call the observer saw only in part (bytes lost, a close or reset it
+// could not tell from a loss, no response seen) keeps the outcome the wire
+// showed: status unset and no error.type unless the server said it failed
+// (an HTTP status of 400 or more, an error body or stream event, an HTTP/2
+// reset), with llm_observer.truncated=true either way.
 //	llm_observer.content.truncated                      a content attribute was cut to the byte cap
 //	llm_observer.server_timing.source                   which server-reported fields were used
 //	llm_observer.server_timing.time_to_first_token      s, as the server reported it
@@ -66,11 +72,11 @@
 // The conventions' histograms, with the bucket boundaries the conventions
 // advise set explicitly on each instrument:
 //
-//	gen_ai.client.operation.duration              s        client calls, with error.type
+//	gen_ai.client.operation.duration              s        client calls that got a response, with error.type
 //	gen_ai.client.token.usage                     {token}  client calls, when usage was observed, gen_ai.token.type
 //	gen_ai.client.operation.time_to_first_chunk   s        streamed client calls
 //	gen_ai.client.operation.time_per_output_chunk s        one sample per content chunk after the first
-//	gen_ai.server.request.duration                s        server calls, with error.type; the server's own total when reported
+//	gen_ai.server.request.duration                s        server calls that sent a response, with error.type; the server's own total when reported
 //	gen_ai.server.time_to_first_token             s        successful server calls; reported prompt phase, else first content chunk
 //	gen_ai.server.time_per_output_token           s        successful server calls; reported mean, else (t_last-t_first)/(output_tokens-1)
 //
@@ -80,7 +86,7 @@
 // llm_observer.server.* for calls it served, so a proxy never mixes the two),
 // with the common attributes:
 //
-//	<side>.requests          counter        {request}    ended calls, error.type on failures
+//	<side>.requests          counter        {request}    ended calls, error.type on failures, llm_observer.truncated=true on calls seen in part
 //	<side>.errors            counter        {request}    failed calls, by error.type
 //	<side>.active_requests   up-down        {request}    +1 at CallStarted, -1 at CallEnded (start-time attributes only)
 //	<side>.stream.chunks     counter        {chunk}      stream events of streamed responses
