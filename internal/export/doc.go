@@ -47,17 +47,17 @@
 //	llm_observer.api                                    wire format recognised, e.g. openai.chat_completions
 //	llm_observer.request_id                             the provider's request id header
 //	llm_observer.truncated                              capture lost bytes; counts may be incomplete
-//
-// A call the observer saw only in part (bytes lost, a close or reset it
-// could not tell from a loss, no response seen) keeps the outcome the wire
-// showed: status unset and no error.type unless the server said it failed
-// (an HTTP status of 400 or more, an error body or stream event, an HTTP/2
-// reset), with llm_observer.truncated=true either way.
 //	llm_observer.content.truncated                      a content attribute was cut to the byte cap
 //	llm_observer.server_timing.source                   which server-reported fields were used
 //	llm_observer.server_timing.time_to_first_token      s, as the server reported it
 //	llm_observer.server_timing.time_per_output_token    s
 //	llm_observer.server_timing.duration                 s
+//
+// A call the observer saw only in part (bytes lost, a close it cannot tell
+// from a loss, no response seen) keeps the outcome the wire
+// showed: status unset and no error.type unless the server said it failed
+// (an HTTP status of 400 or more, an error body or stream event, an HTTP/2
+// reset), with llm_observer.truncated=true either way.
 //
 // A valid traceparent (and tracestate) in the request makes the span a child
 // in the application's trace. When both ends of an exchange are on this host
