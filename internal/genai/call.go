@@ -177,11 +177,15 @@ type Call struct {
 	Chunks       int
 	ServerTiming ServerTiming
 
-	// ErrorType is set when the call failed: the provider's error type or
-	// code, else the HTTP status, else "_OTHER".
+	// ErrorType is set when the wire said the call failed: the provider's
+	// error type or code, else the HTTP status, else "_OTHER" (an error
+	// without a type, as Ollama's mid-stream error line), or the error code
+	// of an HTTP/2 reset that cut the response ("CANCEL").
 	ErrorType    string
 	ErrorMessage string
-	// Truncated is set when capture lost or cut part of the exchange.
+	// Truncated is set when capture lost or cut part of the exchange. It is
+	// never an error by itself: what the observer missed is its loss, so a
+	// truncated call keeps the outcome the wire showed.
 	Truncated bool
 
 	TraceParent string
