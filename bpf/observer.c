@@ -161,7 +161,8 @@ struct conn_state {
 	__u8 strikes; /* buffers of an older connection that did not start a request */
 	__u8 lost[2]; /* per direction: bytes were lost before the next record */
 	__u8 h2;      /* HTTP/2: tracked until userspace, which can read :path, decides */
-	__u8 pad[5];
+	__u8 source;  /* TLS connections: the library whose calls carry them */
+	__u8 pad[4];
 };
 
 struct io_args {
@@ -226,6 +227,7 @@ const struct conn_info *unused_conn_info __attribute__((unused));
 const struct path_prefix *unused_path_prefix __attribute__((unused));
 const struct tls_key *unused_tls_key __attribute__((unused));
 const struct tls_call *unused_tls_call __attribute__((unused));
+const struct go_offsets *unused_go_offsets __attribute__((unused));
 const enum counter *unused_counter __attribute__((unused));
 const enum event_kind *unused_event_kind __attribute__((unused));
 const enum event_flag *unused_event_flag __attribute__((unused));
@@ -519,7 +521,7 @@ static __always_inline void forget_fd(struct conn_key *k)
 		struct conn_state *ts = bpf_map_lookup_elem(&tls_conns, &tk);
 		if (ts && ts->fd == k->fd) {
 			if (ts->verdict == V_TRACK)
-				emit_close(ts, k->fd, SOURCE_OPENSSL, st->tls);
+				emit_close(ts, k->fd, ts->source, st->tls);
 			bpf_map_delete_elem(&tls_conns, &tk);
 		}
 	}
@@ -858,7 +860,7 @@ static __always_inline void tls_bind(struct tls_key *tk, struct conn_state *ts, 
 	if (fd < 0 || ts->fd == fd)
 		return;
 	if (ts->fd >= 0 && ts->verdict == V_TRACK) {
-		emit_close(ts, ts->fd, SOURCE_OPENSSL, tk->ssl);
+		emit_close(ts, ts->fd, ts->source, tk->ssl);
 		ts->verdict = V_UNKNOWN;
 		ts->strikes = 0;
 	}
@@ -868,7 +870,7 @@ static __always_inline void tls_bind(struct tls_key *tk, struct conn_state *ts, 
 	if (st && st->verdict == V_TLS)
 		st->tls = tk->ssl;
 	if (ts->verdict == V_TRACK)
-		emit_open(ts, fd, SOURCE_OPENSSL, tk->ssl);
+		emit_open(ts, fd, ts->source, tk->ssl);
 }
 
 /* Plaintext moved by one TLS call; fd is its socket, or -1. */
@@ -878,7 +880,8 @@ struct tls_data {
 	__u64 ts;
 	__s32 fd;
 	__u8 dir;
-	__u8 pad[3];
+	__u8 source;
+	__u8 pad[2];
 };
 
 /* tls_emit classifies and sends the plaintext of one TLS call. */
@@ -890,7 +893,7 @@ __noinline int tls_emit(struct tls_key *tk, struct tls_data *d)
 	__u8 dir = d->dir;
 	struct conn_state *st = bpf_map_lookup_elem(&tls_conns, tk);
 	if (!st) {
-		struct conn_state init = {.fd = -1};
+		struct conn_state init = {.fd = -1, .source = d->source};
 		if (bpf_map_update_elem(&tls_conns, tk, &init, BPF_NOEXIST) && !bpf_map_lookup_elem(&tls_conns, tk)) {
 			count(COUNTER_CONN_MAP_FULL, 1);
 			return 0;
@@ -903,22 +906,22 @@ __noinline int tls_emit(struct tls_key *tk, struct tls_data *d)
 		return 0;
 	tls_bind(tk, st, d->fd);
 	if (st->verdict != V_TRACK) {
-		struct peek pk = {.ptr = buf, .len = len, .fd = st->fd, .dir = dir, .source = SOURCE_OPENSSL};
+		struct peek pk = {.ptr = buf, .len = len, .fd = st->fd, .dir = dir, .source = st->source};
 		int c = classify(st, &pk);
 		if (c == C_DISMISS)
 			st->verdict = V_IGNORE;
 		if (c != C_TRACK)
 			return 0;
-		emit_open(st, st->fd, SOURCE_OPENSSL, tk->ssl);
+		emit_open(st, st->fd, st->source, tk->ssl);
 	}
 	if (h2_dropped(st)) {
-		emit_close(st, st->fd, SOURCE_OPENSSL, tk->ssl);
+		emit_close(st, st->fd, st->source, tk->ssl);
 		st->verdict = V_IGNORE;
 		return 0;
 	}
 	if (st->fd < 0)
 		count(COUNTER_TLS_NO_SOCKET, 1);
-	struct emit_ctx ec = {.fd = st->fd, .source = SOURCE_OPENSSL, .handle = tk->ssl};
+	struct emit_ctx ec = {.fd = st->fd, .source = st->source, .handle = tk->ssl};
 	start_emit(&ec, st, dir, d->ts, len);
 	emit_buf(&ec, buf, len);
 	return 0;
@@ -949,7 +952,7 @@ static __always_inline void tls_socket_io(struct conn_key *k, struct conn_state 
 	if (!t || !t->defer_ssl)
 		return;
 	struct tls_key tk = {.tgid = k->tgid, .ssl = t->defer_ssl};
-	struct tls_data d = {.buf = t->defer_buf, .len = t->defer_len, .ts = t->defer_ts, .fd = k->fd, .dir = DIR_EGRESS};
+	struct tls_data d = {.buf = t->defer_buf, .len = t->defer_len, .ts = t->defer_ts, .fd = k->fd, .dir = DIR_EGRESS, .source = SOURCE_OPENSSL};
 	t->defer_ssl = 0;
 	tls_emit(&tk, &d);
 }
@@ -1028,7 +1031,7 @@ static __always_inline int tls_exit(struct pt_regs *ctx, bool ex)
 			 * write still waiting goes now, without its socket. */
 			if (t && t->defer_ssl) {
 				struct tls_key old = {.tgid = tk.tgid, .ssl = t->defer_ssl};
-				struct tls_data d = {.buf = t->defer_buf, .len = t->defer_len, .ts = t->defer_ts, .fd = -1, .dir = DIR_EGRESS};
+				struct tls_data d = {.buf = t->defer_buf, .len = t->defer_len, .ts = t->defer_ts, .fd = -1, .dir = DIR_EGRESS, .source = SOURCE_OPENSSL};
 				t->defer_ssl = 0;
 				tls_emit(&old, &d);
 			}
@@ -1046,7 +1049,7 @@ static __always_inline int tls_exit(struct pt_regs *ctx, bool ex)
 			}
 		}
 	}
-	struct tls_data d = {.buf = c.buf, .len = len, .ts = ts, .fd = fd, .dir = c.dir};
+	struct tls_data d = {.buf = c.buf, .len = len, .ts = ts, .fd = fd, .dir = c.dir, .source = SOURCE_OPENSSL};
 	tls_emit(&tk, &d);
 	return 0;
 }
@@ -1068,6 +1071,118 @@ int ssl_exit(struct pt_regs *ctx) { return tls_exit(ctx, false); }
 
 SEC("uretprobe")
 int ssl_ex_exit(struct pt_regs *ctx) { return tls_exit(ctx, true); }
+
+/* ---- Go crypto/tls source ---- */
+
+/* Where the socket is in a Go program's memory, per probed executable (the
+ * uprobe's attach cookie is the index): *tls.Conn -> its conn field, a
+ * net.Conn interface whose data word is a *net.TCPConn -> netFD pointer ->
+ * poll.FD.Sysfd. Offsets come from DWARF or a table by Go version. */
+struct go_offsets {
+	__u64 conn_data;  /* offset of tls.Conn.conn's data word */
+	__u64 netfd;      /* offset of the *netFD in net.TCPConn (its conn.fd) */
+	__u64 sysfd;      /* offset of pfd.Sysfd in netFD */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct go_offsets);
+} go_layouts SEC(".maps");
+
+/* Go TLS calls in flight, by goroutine: goroutines move between threads,
+ * and a uretprobe would corrupt Go's moving stacks, so the return is seen
+ * at each RET instruction of the function, on whichever thread runs it. */
+struct go_call_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 g;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_call_key);
+	__type(value, struct tls_call);
+} go_calls SEC(".maps");
+
+static __always_inline int go_socket(struct go_offsets *o, __u64 conn)
+{
+	__u64 data = 0, netfd = 0;
+	__s64 fd = -1;
+	if (bpf_probe_read_user(&data, sizeof(data), (void *)(conn + o->conn_data)) || !data)
+		return -1;
+	if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(data + o->netfd)) || !netfd)
+		return -1;
+	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(netfd + o->sysfd)))
+		return -1;
+	return fd < 0 || fd > 0x7fffffff ? -1 : (int)fd;
+}
+
+/* Register ABI (Go 1.17+): the receiver in RAX, the slice's pointer and
+ * length in RBX and RCX, the current goroutine in R14. */
+static __always_inline int go_enter(struct pt_regs *ctx, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if (!tls_followed(tgid))
+		return 0;
+	__u32 idx = (__u32)bpf_get_attach_cookie(ctx);
+	struct go_offsets *o = bpf_map_lookup_elem(&go_layouts, &idx);
+	if (!o)
+		return 0;
+	count(COUNTER_TLS_CALLS, 1);
+	struct go_call_key k = {.tgid = tgid, .g = ctx->r14};
+	struct tls_call c = {
+		.ssl = ctx->ax,
+		.buf = ctx->bx,
+		.ts_ns = bpf_ktime_get_ns(),
+		.fd = go_socket(o, ctx->ax),
+		.dir = dir,
+	};
+	if (bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY)) {
+		count(COUNTER_TLS_CALL_MAP_FULL, 1);
+		struct tls_key tk = {.tgid = tgid, .ssl = ctx->ax};
+		mark_lost(bpf_map_lookup_elem(&tls_conns, &tk), dir);
+	}
+	return 0;
+}
+
+/* At a RET: n in RAX (the bytes moved even when an error comes with them). */
+static __always_inline int go_exit(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct go_call_key k = {.tgid = id >> 32, .g = ctx->r14};
+	struct tls_call *saved = bpf_map_lookup_elem(&go_calls, &k);
+	if (!saved)
+		return 0;
+	struct tls_call c = *saved;
+	bpf_map_delete_elem(&go_calls, &k);
+	__s64 n = ctx->ax;
+	if (n <= 0)
+		return 0;
+	struct tls_key tk = {.tgid = k.tgid, .ssl = c.ssl};
+	struct tls_data d = {
+		.buf = c.buf,
+		.len = n,
+		.ts = c.dir == DIR_EGRESS ? c.ts_ns : bpf_ktime_get_ns(),
+		.fd = c.fd,
+		.dir = c.dir,
+		.source = SOURCE_GOTLS,
+	};
+	tls_emit(&tk, &d);
+	return 0;
+}
+
+SEC("uprobe")
+int gotls_write_enter(struct pt_regs *ctx) { return go_enter(ctx, DIR_EGRESS); }
+
+SEC("uprobe")
+int gotls_read_enter(struct pt_regs *ctx) { return go_enter(ctx, DIR_INGRESS); }
+
+SEC("uprobe")
+int gotls_exit(struct pt_regs *ctx) { return go_exit(ctx); }
 
 /* ---- syscall source ---- */
 

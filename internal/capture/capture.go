@@ -182,6 +182,8 @@ type Probe struct {
 	drain  time.Duration
 	clock  *clock
 
+	goSlots goSlots
+
 	lastCommRaw [16]int8 // only touched by Run's goroutine
 	lastComm    string
 

@@ -42,7 +42,8 @@ type observerConnState struct {
 	Strikes uint8
 	Lost    [2]uint8
 	H2      uint8
-	Pad     [5]uint8
+	Source  uint8
+	Pad     [4]uint8
 }
 
 type observerCounter uint32
@@ -119,6 +120,20 @@ const (
 	observerEventSourceSOURCE_GOTLS   observerEventSource = 2
 )
 
+type observerGoCallKey struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Pad  uint32
+	G    uint64
+}
+
+type observerGoOffsets struct {
+	_        structs.HostLayout
+	ConnData uint64
+	Netfd    uint64
+	Sysfd    uint64
+}
+
 type observerIoArgs struct {
 	_      structs.HostLayout
 	TsNs   uint64
@@ -194,6 +209,8 @@ const (
 	observerMapConns              = "conns"
 	observerMapCounters           = "counters"
 	observerMapEvents             = "events"
+	observerMapGoCalls            = "go_calls"
+	observerMapGoLayouts          = "go_layouts"
 	observerMapLlmPaths           = "llm_paths"
 	observerMapLlmPorts           = "llm_ports"
 	observerMapScratch            = "scratch"
@@ -226,6 +243,9 @@ const (
 	observerProgExitSendto        = "exit_sendto"
 	observerProgExitWrite         = "exit_write"
 	observerProgExitWritev        = "exit_writev"
+	observerProgGotlsExit         = "gotls_exit"
+	observerProgGotlsReadEnter    = "gotls_read_enter"
+	observerProgGotlsWriteEnter   = "gotls_write_enter"
 	observerProgProcessExec       = "process_exec"
 	observerProgSslExExit         = "ssl_ex_exit"
 	observerProgSslExit           = "ssl_exit"
@@ -243,6 +263,7 @@ const (
 	observerVarUnusedEventFlag    = "unused_event_flag"
 	observerVarUnusedEventKind    = "unused_event_kind"
 	observerVarUnusedEventSource  = "unused_event_source"
+	observerVarUnusedGoOffsets    = "unused_go_offsets"
 	observerVarUnusedPathPrefix   = "unused_path_prefix"
 	observerVarUnusedRole         = "unused_role"
 	observerVarUnusedTlsCall      = "unused_tls_call"
@@ -315,6 +336,9 @@ type observerProgramSpecs struct {
 	ExitSendto      *ebpf.ProgramSpec `ebpf:"exit_sendto"`
 	ExitWrite       *ebpf.ProgramSpec `ebpf:"exit_write"`
 	ExitWritev      *ebpf.ProgramSpec `ebpf:"exit_writev"`
+	GotlsExit       *ebpf.ProgramSpec `ebpf:"gotls_exit"`
+	GotlsReadEnter  *ebpf.ProgramSpec `ebpf:"gotls_read_enter"`
+	GotlsWriteEnter *ebpf.ProgramSpec `ebpf:"gotls_write_enter"`
 	ProcessExec     *ebpf.ProgramSpec `ebpf:"process_exec"`
 	SslExExit       *ebpf.ProgramSpec `ebpf:"ssl_ex_exit"`
 	SslExit         *ebpf.ProgramSpec `ebpf:"ssl_exit"`
@@ -332,6 +356,8 @@ type observerMapSpecs struct {
 	Conns      *ebpf.MapSpec `ebpf:"conns"`
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
 	Events     *ebpf.MapSpec `ebpf:"events"`
+	GoCalls    *ebpf.MapSpec `ebpf:"go_calls"`
+	GoLayouts  *ebpf.MapSpec `ebpf:"go_layouts"`
 	LlmPaths   *ebpf.MapSpec `ebpf:"llm_paths"`
 	LlmPorts   *ebpf.MapSpec `ebpf:"llm_ports"`
 	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
@@ -358,6 +384,7 @@ type observerVariableSpecs struct {
 	UnusedEventFlag    *ebpf.VariableSpec `ebpf:"unused_event_flag"`
 	UnusedEventKind    *ebpf.VariableSpec `ebpf:"unused_event_kind"`
 	UnusedEventSource  *ebpf.VariableSpec `ebpf:"unused_event_source"`
+	UnusedGoOffsets    *ebpf.VariableSpec `ebpf:"unused_go_offsets"`
 	UnusedPathPrefix   *ebpf.VariableSpec `ebpf:"unused_path_prefix"`
 	UnusedRole         *ebpf.VariableSpec `ebpf:"unused_role"`
 	UnusedTlsCall      *ebpf.VariableSpec `ebpf:"unused_tls_call"`
@@ -390,6 +417,8 @@ type observerMaps struct {
 	Conns      *ebpf.Map `ebpf:"conns"`
 	Counters   *ebpf.Map `ebpf:"counters"`
 	Events     *ebpf.Map `ebpf:"events"`
+	GoCalls    *ebpf.Map `ebpf:"go_calls"`
+	GoLayouts  *ebpf.Map `ebpf:"go_layouts"`
 	LlmPaths   *ebpf.Map `ebpf:"llm_paths"`
 	LlmPorts   *ebpf.Map `ebpf:"llm_ports"`
 	Scratch    *ebpf.Map `ebpf:"scratch"`
@@ -408,6 +437,8 @@ func (m *observerMaps) Close() error {
 		m.Conns,
 		m.Counters,
 		m.Events,
+		m.GoCalls,
+		m.GoLayouts,
 		m.LlmPaths,
 		m.LlmPorts,
 		m.Scratch,
@@ -435,6 +466,7 @@ type observerVariables struct {
 	UnusedEventFlag    *ebpf.Variable `ebpf:"unused_event_flag"`
 	UnusedEventKind    *ebpf.Variable `ebpf:"unused_event_kind"`
 	UnusedEventSource  *ebpf.Variable `ebpf:"unused_event_source"`
+	UnusedGoOffsets    *ebpf.Variable `ebpf:"unused_go_offsets"`
 	UnusedPathPrefix   *ebpf.Variable `ebpf:"unused_path_prefix"`
 	UnusedRole         *ebpf.Variable `ebpf:"unused_role"`
 	UnusedTlsCall      *ebpf.Variable `ebpf:"unused_tls_call"`
@@ -469,6 +501,9 @@ type observerPrograms struct {
 	ExitSendto      *ebpf.Program `ebpf:"exit_sendto"`
 	ExitWrite       *ebpf.Program `ebpf:"exit_write"`
 	ExitWritev      *ebpf.Program `ebpf:"exit_writev"`
+	GotlsExit       *ebpf.Program `ebpf:"gotls_exit"`
+	GotlsReadEnter  *ebpf.Program `ebpf:"gotls_read_enter"`
+	GotlsWriteEnter *ebpf.Program `ebpf:"gotls_write_enter"`
 	ProcessExec     *ebpf.Program `ebpf:"process_exec"`
 	SslExExit       *ebpf.Program `ebpf:"ssl_ex_exit"`
 	SslExit         *ebpf.Program `ebpf:"ssl_exit"`
@@ -502,6 +537,9 @@ func (p *observerPrograms) Close() error {
 		p.ExitSendto,
 		p.ExitWrite,
 		p.ExitWritev,
+		p.GotlsExit,
+		p.GotlsReadEnter,
+		p.GotlsWriteEnter,
 		p.ProcessExec,
 		p.SslExExit,
 		p.SslExit,

@@ -26,9 +26,10 @@ var tlsHooks = []struct {
 
 // tlsAttachment is the uprobes of one file; closing it removes them.
 type tlsAttachment struct {
-	once  sync.Once
-	links []link.Link
-	err   error
+	once    sync.Once
+	links   []link.Link
+	release func() // frees what the attachment held besides its links
+	err     error
 }
 
 func (a *tlsAttachment) Close() error {
@@ -36,6 +37,9 @@ func (a *tlsAttachment) Close() error {
 		var errs []error
 		for _, l := range a.links {
 			errs = append(errs, l.Close())
+		}
+		if a.release != nil {
+			a.release()
 		}
 		a.err = errors.Join(errs...)
 	})

@@ -274,8 +274,10 @@ func textStarts(f *elf.File, r io.ReaderAt, tab []byte, tabAddr uint64) []uint64
 		}
 		out = append(out, v)
 	}
+	// moduledata starts with a pointer to the pclntab; text is its 23rd
+	// word, after six slices, findfunctab, minpc and maxpc.
+	const moduledataText = 22 * 8
 	if s := f.Section(".go.module"); s != nil {
-		const moduledataText = 22 * 8 // after pcHeader, six slices, findfunctab, minpc, maxpc
 		if v, ok := pointerAt(f, r, s.Addr+moduledataText); ok {
 			add(v)
 		}
@@ -295,7 +297,49 @@ func textStarts(f *elf.File, r io.ReaderAt, tab []byte, tabAddr uint64) []uint64
 	if s := f.Section(".text"); s != nil {
 		add(s.Addr)
 	}
+	if len(f.Sections) == 0 {
+		// No section headers: look for moduledata in the writable
+		// segments by its pointer to the pclntab.
+		for _, md := range pointersTo(f, r, tabAddr) {
+			if v, ok := pointerAt(f, r, md+moduledataText); ok && inExecSegment(f, v) {
+				add(v)
+			}
+		}
+	}
 	return out
+}
+
+// pointersTo gives the addresses of the aligned words in writable segments
+// that hold the value addr.
+func pointersTo(f *elf.File, r io.ReaderAt, addr uint64) []uint64 {
+	var want [8]byte
+	binary.LittleEndian.PutUint64(want[:], addr)
+	var out []uint64
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_W == 0 {
+			continue
+		}
+		seg := make([]byte, p.Filesz)
+		if _, err := r.ReadAt(seg, int64(p.Off)); err != nil {
+			continue
+		}
+		for i := 0; i+8 <= len(seg); i += 8 {
+			if bytes.Equal(seg[i:i+8], want[:]) {
+				out = append(out, p.Vaddr+uint64(i))
+			}
+		}
+	}
+	return out
+}
+
+// inExecSegment tells whether addr lies in an executable loaded segment.
+func inExecSegment(f *elf.File, addr uint64) bool {
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 && addr >= p.Vaddr && addr < p.Vaddr+p.Filesz {
+			return true
+		}
+	}
+	return false
 }
 
 // pointerAt reads the pointer stored at virtual address addr, as the
