@@ -23,9 +23,9 @@ import (
 // A build of a test program with the installed Go. Stripped builds name the
 // unstripped build of the same kind, whose result they must equal.
 type build struct {
-	name, pkg string
-	env       []string
-	args      []string
+	name, pkg  string
+	env        []string
+	args       []string
 	unstripped string
 }
 
