@@ -59,7 +59,19 @@ func (r *jsonReader) decode(b []byte, v jsonObject) bool {
 func (r *jsonReader) reset(b []byte) {
 	r.b, r.i, r.err, r.depth, r.key = b, 0, false, 0, nil
 	r.skipStack = r.skipStack[:0]
+	if cap(r.keyBuf) > maxKeptKey {
+		r.keyBuf = nil // a freak key does not stay for the call's life
+	}
 }
+
+// maxKeptKey is the largest escaped key whose buffer is kept for the next text.
+const maxKeptKey = 4 << 10
+
+// maxSliceElems bounds the elements an array is read into; later ones are
+// checked and skipped. Wire structs are small, but a 1 MiB event of empty
+// objects would otherwise make a third of a million of them, and the
+// parsers never use more than a few (output.go bounds choices and tools).
+const maxSliceElems = 1024
 
 // end checks that nothing but whitespace follows the value.
 func (r *jsonReader) end() bool {
@@ -571,13 +583,17 @@ func readSlice[T any](r *jsonReader, dst *[]T, elem func(*T, *jsonReader)) {
 	n := 0
 	if r.peek() != ']' {
 		for {
-			if n < cap(s) {
-				s = s[:n+1]
+			if n >= maxSliceElems {
+				r.skip()
 			} else {
-				var zero T
-				s = append(s, zero)
+				if n < cap(s) {
+					s = s[:n+1]
+				} else {
+					var zero T
+					s = append(s, zero)
+				}
+				elem(&s[n], r)
 			}
-			elem(&s[n], r)
 			n++
 			if r.err {
 				return

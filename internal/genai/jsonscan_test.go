@@ -440,3 +440,20 @@ func referenceSalvageArray(b []byte) []byte {
 	}
 	return append(out, ']')
 }
+
+// TestArrayBound: a huge array is checked to its end but read only up to
+// maxSliceElems elements, so one event cannot make a call hold a big slice.
+func TestArrayBound(t *testing.T) {
+	doc := []byte(`{"choices":[` + strings.Repeat(`{"index":1},`, 5000) + `{"index":2}],"id":"x"}`)
+	var r jsonReader
+	var ch chatChunk
+	if !r.decode(doc, &ch) {
+		t.Fatal("not read")
+	}
+	if len(ch.Choices) != maxSliceElems || string(ch.ID) != `"x"` {
+		t.Errorf("%d choices, id %s; want %d and the fields after the array", len(ch.Choices), ch.ID, maxSliceElems)
+	}
+	if r.decode(doc[:len(doc)-10], &ch) {
+		t.Error("a cut array read as well-formed")
+	}
+}
