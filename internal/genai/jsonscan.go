@@ -20,7 +20,8 @@ import (
 // compares against: keys match exactly, else case-insensitively; a value of
 // an unexpected type is skipped, not fatal; null leaves a field as it was
 // (a span keeps it); arrays decode into a slice's old elements in place;
-// nesting deeper than 10000 is an error.
+// nesting deeper than 10000 is an error. One departure, for memory's sake:
+// an array fills at most maxSliceElems elements.
 //
 // After a syntax error every method returns at once and ok reports false;
 // the fields read until then are meaningless and the caller drops them.
