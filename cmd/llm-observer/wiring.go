@@ -155,9 +155,9 @@ func tlsSamples(st discover.TLSStats) []observer.SelfSample {
 		{Name: "llm_observer.tls.attaches", Help: "files given TLS probes since start", Value: float64(st.Attaches)},
 		{Name: "llm_observer.tls.detaches", Help: "files whose TLS probes went with their last process", Value: float64(st.Detaches)},
 	}
-	for _, reason := range []string{"open_failed", "attach_failed"} {
+	for _, reason := range []string{"open_failed", "attach_failed", "go_too_old", "go_no_struct_layout", "go_unexpected_code"} {
 		out = append(out, observer.SelfSample{Name: "llm_observer.tls.probe_failures", Reason: reason,
-			Help: "files carrying OpenSSL that could not be probed", Value: float64(st.Failures[reason])})
+			Help: "files carrying OpenSSL or Go crypto/tls that could not be probed", Value: float64(st.Failures[reason])})
 	}
 	return out
 }

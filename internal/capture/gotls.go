@@ -7,23 +7,9 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf/link"
-)
 
-// GoTLSTarget says where to probe Go's crypto/tls in one executable, and how to
-// reach the socket from a *tls.Conn. Offsets into the file are what a
-// uprobe takes; struct offsets are in bytes.
-type GoTLSTarget struct {
-	// WriteEntry and ReadEntry are the file offsets of the first
-	// instruction of crypto/tls.(*Conn).Write and .Read.
-	WriteEntry, ReadEntry uint64
-	// Returns are the file offsets of every RET instruction of both
-	// functions: Go's moving stacks forbid uretprobes.
-	Returns []uint64
-	// ConnData is the offset of the data word of tls.Conn's conn field (a
-	// net.Conn interface holding a *net.TCPConn); NetFD the offset of the
-	// *netFD in net.TCPConn; Sysfd the offset of poll.FD.Sysfd in netFD.
-	ConnData, NetFD, Sysfd uint64
-}
+	"github.com/llm-observer/llm-observer/internal/gobin"
+)
 
 // goSlots hands out the entries of the go_layouts map, one per probed
 // executable; the uprobes carry the index as their attach cookie.
@@ -50,19 +36,21 @@ func (s *goSlots) free(i uint32) {
 	s.mu.Unlock()
 }
 
-// AttachGoTLS puts the Go TLS probes on the executable at path: entry
-// probes on (*Conn).Write and .Read and a probe on each of their RET
-// instructions. Attach cookies need Linux 5.15. Close the returned value to
-// remove them.
-func (p *Probe) AttachGoTLS(path string, t GoTLSTarget) (io.Closer, error) {
-	if t.WriteEntry == 0 || t.ReadEntry == 0 || len(t.Returns) == 0 {
+// AttachGoTLS puts the Go TLS probes on the executable at path, where t
+// (from gobin.Inspect) says: entry probes on crypto/tls.(*Conn).Write and
+// .Read and a probe on each of their RET instructions, since Go's moving
+// stacks forbid uretprobes. Attach cookies need Linux 5.15. Close the
+// returned value to remove them.
+func (p *Probe) AttachGoTLS(path string, t *gobin.TLSTarget) (io.Closer, error) {
+	if t == nil || t.Write.Entry == 0 || t.Read.Entry == 0 || len(t.Write.Returns) == 0 || len(t.Read.Returns) == 0 {
 		return nil, errors.New("Go TLS target without entry or return offsets")
 	}
 	slot, ok := p.goSlots.take()
 	if !ok {
 		return nil, errors.New("too many Go executables probed at once (256)")
 	}
-	layout := observerGoOffsets{ConnData: t.ConnData, Netfd: t.NetFD, Sysfd: t.Sysfd}
+	l := t.Layout
+	layout := observerGoOffsets{ConnData: l.TLSConnConn + l.IfaceData, Netfd: l.TCPConnFD, Sysfd: l.NetFDSysfd}
 	if err := p.objs.GoLayouts.Put(slot, &layout); err != nil {
 		p.goSlots.free(slot)
 		return nil, fmt.Errorf("store Go struct layout of %s: %w", path, err)
@@ -89,15 +77,15 @@ func (p *Probe) AttachGoTLS(path string, t GoTLSTarget) (io.Closer, error) {
 		att.links = append(att.links, l)
 		return nil
 	}
-	if err := probe("Write", t.WriteEntry, true); err != nil {
+	if err := probe("Write", t.Write.Entry, true); err != nil {
 		att.Close()
 		return nil, err
 	}
-	if err := probe("Read", t.ReadEntry, true); err != nil {
+	if err := probe("Read", t.Read.Entry, true); err != nil {
 		att.Close()
 		return nil, err
 	}
-	for _, off := range t.Returns {
+	for _, off := range append(append([]uint64(nil), t.Write.Returns...), t.Read.Returns...) {
 		if err := probe("return", off, false); err != nil {
 			att.Close()
 			return nil, err

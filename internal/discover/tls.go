@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/llm-observer/llm-observer/internal/gobin"
 )
 
 // TLSAttacher puts TLS probes on one file; capture's Probe is one.
@@ -23,6 +25,8 @@ type TLSAttacher interface {
 	// found at the given file offsets by symbol name; closing the result
 	// removes the probes.
 	AttachOpenSSL(path string, offsets map[string]uint64) (io.Closer, error)
+	// AttachGoTLS probes Go's crypto/tls in the executable at path.
+	AttachGoTLS(path string, target *gobin.TLSTarget) (io.Closer, error)
 	// AllowTLS adds or removes a process from those the probes follow,
 	// when following is limited by TLSOptions.
 	AllowTLS(pid uint32, allow bool) error
@@ -87,10 +91,10 @@ type tlsProc struct {
 	files []fileID
 }
 
-// TLSProbes decides which files carry OpenSSL and keeps probes on them for
-// as long as a process uses them: one attachment per file (by device and
-// inode), shared by every process that maps it, found through
-// /proc/PID/root so that files inside containers work too.
+// TLSProbes decides which files carry OpenSSL or Go's crypto/tls and keeps
+// probes on them for as long as a process uses them: one attachment per
+// file (by device and inode), shared by every process that maps it, found
+// through /proc/PID/root so that files inside containers work too.
 type TLSProbes struct {
 	fs     procfs.FS
 	root   string
@@ -98,13 +102,14 @@ type TLSProbes struct {
 	opts   TLSOptions
 	notice chan int
 
-	mu      sync.Mutex
-	files   map[fileID]*probedFile
-	procs   map[int]*tlsProc
-	noTLS   map[fileID]bool // files known to carry no OpenSSL
-	failed  map[fileID]bool // files that failed once; not retried
-	stats   TLSStats
-	allowed map[int]bool
+	mu       sync.Mutex
+	files    map[fileID]*probedFile
+	procs    map[int]*tlsProc
+	noTLS    map[fileID]bool // files known to carry no TLS stack the probes know
+	analyzed map[fileID]analysis
+	failed   map[fileID]bool // files that failed once; not retried
+	stats    TLSStats
+	allowed  map[int]bool
 }
 
 // NewTLSProbes returns a prober of the processes under procRoot.
@@ -124,13 +129,14 @@ func NewTLSProbes(procRoot string, att TLSAttacher, opts TLSOptions) (*TLSProbes
 	}
 	return &TLSProbes{
 		fs: fs, root: procRoot, att: att, opts: opts,
-		notice:  make(chan int, 1024),
-		files:   map[fileID]*probedFile{},
-		procs:   map[int]*tlsProc{},
-		noTLS:   map[fileID]bool{},
-		failed:  map[fileID]bool{},
-		allowed: map[int]bool{},
-		stats:   TLSStats{Failures: map[string]uint64{}},
+		notice:   make(chan int, 1024),
+		files:    map[fileID]*probedFile{},
+		procs:    map[int]*tlsProc{},
+		noTLS:    map[fileID]bool{},
+		analyzed: map[fileID]analysis{},
+		failed:   map[fileID]bool{},
+		allowed:  map[int]bool{},
+		stats:    TLSStats{Failures: map[string]uint64{}},
 	}, nil
 }
 
@@ -307,21 +313,31 @@ func (t *TLSProbes) ScanPID(pid int) {
 	}
 }
 
-// attach probes one file; nil when it carries no OpenSSL or failed, which
-// is remembered so the file is not tried again.
+// attach probes one file; nil when it carries no TLS stack the probes know
+// or failed, which is remembered so the file is not tried again.
 func (t *TLSProbes) attach(id fileID, path string) *probedFile {
-	offsets, err := openSSLOffsets(path)
-	if err == nil && offsets == nil {
+	// What is remembered of files is bounded: a host that builds and runs
+	// new binaries all day would otherwise grow it without end.
+	for _, m := range []map[fileID]bool{t.noTLS, t.failed} {
+		if len(m) >= maxRemembered {
+			clear(m)
+		}
+	}
+	if len(t.analyzed) >= maxRemembered {
+		clear(t.analyzed)
+	}
+	c, err := t.probeFile(id, path)
+	if err == nil && c == nil {
 		t.noTLS[id] = true
 		return nil
 	}
-	var c io.Closer
-	if err == nil {
-		c, err = t.att.AttachOpenSSL(path, offsets)
-	}
 	if err != nil {
 		reason := "attach_failed"
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+		var ue *gobin.UnsupportedError
+		switch {
+		case errors.As(err, &ue):
+			reason = "go_" + strings.TrimPrefix(string(ue.Reason), "go_")
+		case errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission):
 			reason = "open_failed"
 		}
 		t.failed[id] = true
@@ -336,6 +352,52 @@ func (t *TLSProbes) attach(id fileID, path string) *probedFile {
 	return f
 }
 
+// probeFile attaches the probes for the TLS stack the file at path
+// carries: OpenSSL's exported functions, or Go's crypto/tls. Neither gives
+// a nil Closer and no error; a Go executable the probes cannot handle
+// (too old, unknown layout) gives a *gobin.UnsupportedError.
+func (t *TLSProbes) probeFile(id fileID, path string) (io.Closer, error) {
+	// A file's analysis is kept: a short-lived process run again and
+	// again (a CLI, a cron job) is probed at its next exec without it.
+	if a, ok := t.analyzed[id]; ok {
+		if a.offsets != nil {
+			return t.att.AttachOpenSSL(path, a.offsets)
+		}
+		return t.att.AttachGoTLS(path, a.goTLS)
+	}
+	offsets, err := openSSLOffsets(path)
+	if err != nil {
+		return nil, err
+	}
+	if offsets != nil {
+		t.analyzed[id] = analysis{offsets: offsets}
+		return t.att.AttachOpenSSL(path, offsets)
+	}
+	target, err := gobin.Inspect(path)
+	var ue *gobin.UnsupportedError
+	if errors.As(err, &ue) {
+		switch ue.Reason {
+		case gobin.ReasonNotELF, gobin.ReasonNotGo, gobin.ReasonNoTLS:
+			return nil, nil
+		}
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.analyzed[id] = analysis{goTLS: target}
+	return t.att.AttachGoTLS(path, target)
+}
+
+// maxRemembered bounds each of the per-file memories of TLSProbes.
+const maxRemembered = 4096
+
+// analysis is what probing a file needs, found once per file.
+type analysis struct {
+	offsets map[string]uint64 // OpenSSL functions
+	goTLS   *gobin.TLSTarget  // or Go's crypto/tls
+}
+
 // tlsSymbols are the OpenSSL functions the probes hook.
 var tlsSymbols = []string{"SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"}
 
@@ -347,7 +409,16 @@ var tlsSymbols = []string{"SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"
 // quarter of a second to decode, longer than node takes to make its first
 // request after exec.
 func openSSLOffsets(path string) (map[string]uint64, error) {
-	f, err := elf.Open(path)
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	var magic [4]byte
+	if _, err := io.ReadFull(file, magic[:]); err != nil || string(magic[:]) != elf.ELFMAG {
+		return nil, nil // not ELF: a script, a short file
+	}
+	f, err := elf.NewFile(file)
 	if err != nil {
 		var fe *elf.FormatError
 		if errors.As(err, &fe) {
@@ -355,7 +426,6 @@ func openSSLOffsets(path string) (map[string]uint64, error) {
 		}
 		return nil, err
 	}
-	defer f.Close()
 	if f.Class != elf.ELFCLASS64 {
 		return nil, nil
 	}
