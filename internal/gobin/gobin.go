@@ -207,7 +207,7 @@ func inspect(r io.ReaderAt) (t *TLSTarget, err error) {
 	if err != nil {
 		return nil, err
 	}
-	layout, err := connLayout(f, lang)
+	layout, err := connLayout(f, r, lang)
 	if err != nil {
 		var u *UnsupportedError
 		if errors.As(err, &u) {

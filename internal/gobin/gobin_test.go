@@ -360,12 +360,16 @@ func TestLayoutTableMatchesDWARF(t *testing.T) {
 	if !got.Layout.FromDWARF {
 		t.Fatal("layout not from DWARF")
 	}
-	f, err := elf.Open(built(t, "stripped"))
+	fh, err := os.Open(built(t, "stripped"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	table, err := connLayout(f, langVersion(runtime.Version()))
+	defer fh.Close()
+	f, err := elf.NewFile(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := connLayout(f, fh, langVersion(runtime.Version()))
 	if err != nil {
 		t.Fatalf("no table row for %s: %v", runtime.Version(), err)
 	}
