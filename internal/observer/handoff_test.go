@@ -42,6 +42,11 @@ func (g *gateExporter) CallEnded(_ *export.Process, c *genai.Call) {
 	g.mu.Unlock()
 }
 
+// connKey is the i-th of distinct connections of this process.
+func connKey(i int) capture.ConnKey {
+	return capture.ConnKey{PID: uint32(os.Getpid()), FD: int32(10 + i), Handle: uint64(10 + i), ID: uint64(i + 1)}
+}
+
 func newGatedAgent(t *testing.T, queue int, identity Identity) (*Agent, *gateExporter) {
 	t.Helper()
 	procs, err := discover.NewTable("/proc")
@@ -85,7 +90,7 @@ func TestExportQueueFullDropsInsteadOfBlocking(t *testing.T) {
 			t0 := time.Now()
 			var evs []capture.Event
 			for i := range tc.calls {
-				evs = append(evs, conversation(capture.ConnKey{PID: uint32(os.Getpid()), FD: int32(10 + i), ID: uint64(i + 1)}, t0)...)
+				evs = append(evs, conversation(connKey(i), t0)...)
 			}
 			handleAll(t, a, evs)
 			close(exp.gate)
@@ -125,7 +130,7 @@ func TestExportKeepsStartBeforeEnd(t *testing.T) {
 	t0 := time.Now().Add(-2 * time.Second)
 	var evs []capture.Event
 	for i := range 5 {
-		evs = append(evs, conversation(capture.ConnKey{PID: uint32(os.Getpid()), FD: int32(10 + i), ID: uint64(i + 1)}, t0)...)
+		evs = append(evs, conversation(connKey(i), t0)...)
 	}
 	handleAll(t, a, evs)
 	stop()
@@ -190,5 +195,30 @@ func TestWindowMax(t *testing.T) {
 				t.Errorf("read %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// BenchmarkSelfSamples is one read of every self-metric with 2,000
+// connections open, as a /metrics scrape does on a busy node: the part that
+// holds the agent's lock is time the ring reader waits.
+func BenchmarkSelfSamples(b *testing.B) {
+	procs, err := discover.NewTable("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := New(Config{}, procs, nil, &countingExporter{})
+	t0 := time.Now()
+	for i := range 2000 {
+		evs := conversation(connKey(i), t0)
+		for j := range evs[:3] { // open, request, response head: in flight
+			a.Handle(&evs[j])
+		}
+	}
+	if n := a.Stats().Conns.Load(); n != 2000 {
+		b.Fatalf("%d connections open, want 2000", n)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		SelfSamples(a, nil)
 	}
 }
