@@ -193,7 +193,7 @@ func (f *anthropicCall) event(st *callState, name string, data []byte, t time.Ti
 // anthropicError reads {"type": "overloaded_error", "message": "..."}.
 func anthropicError(raw span) (typ, msg string) {
 	var e wireError
-	if raw.nonEmpty() && decodeJSON(raw, &e) {
+	if raw.nonEmpty() && readJSON(raw, &e) {
 		return e.Type.str(), e.Message.str()
 	}
 	return "", ""
@@ -249,13 +249,22 @@ func (f *anthropicCall) finish(st *callState) {
 	st.c.Usage.CacheCreationInputTokens = f.cacheCreation.ptr()
 }
 
+// roleContent is a message with a role and content.
+type roleContent struct {
+	Role    string `json:"role"`
+	Content span   `json:"content"`
+}
+
+type roleContents []roleContent
+
+func (l *roleContents) readFrom(r *jsonReader) {
+	readSlice(r, (*[]roleContent)(l), (*roleContent).readFrom)
+}
+
 // anthropicInput converts Messages API messages.
 func anthropicInput(raw span) []Message {
-	var msgs []struct {
-		Role    string `json:"role"`
-		Content span   `json:"content"`
-	}
-	if !decodeJSON(raw, &msgs) {
+	var msgs roleContents
+	if !readJSON(raw, &msgs) {
 		return nil
 	}
 	out := make([]Message, 0, len(msgs))

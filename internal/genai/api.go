@@ -95,11 +95,8 @@ func looksLikeChat(body []byte) bool {
 	if len(b) == 0 || b[0] != '{' {
 		return false
 	}
-	var probe struct {
-		Model    span `json:"model"`
-		Messages span `json:"messages"`
-	}
-	if !decodeJSON(b, &probe) {
+	var probe chatProbe
+	if !readJSON(b, &probe) {
 		return false
 	}
 	return probe.Model.hasText() && len(probe.Messages) > 0 && probe.Messages[0] == '['

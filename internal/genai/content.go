@@ -32,8 +32,8 @@ func textParts(raw span) []Part {
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil
 	}
-	var blocks []contentPart
-	if !decodeJSON(raw, &blocks) {
+	var blocks contentParts
+	if !readJSON(raw, &blocks) {
 		return nil
 	}
 	var parts []Part
@@ -82,22 +82,26 @@ func textValue(raw span) json.RawMessage {
 	return raw.clone()
 }
 
+// openAIMessage is a chat-completions input message. Its tool calls have
+// Ollama's shape, which is OpenAI's.
+type openAIMessage struct {
+	Role             string           `json:"role"`
+	Content          span             `json:"content"`
+	ToolCalls        []ollamaToolCall `json:"tool_calls"`
+	ToolCallID       string           `json:"tool_call_id"`
+	ReasoningContent span             `json:"reasoning_content"`
+}
+
+type openAIMessages []openAIMessage
+
+func (l *openAIMessages) readFrom(r *jsonReader) {
+	readSlice(r, (*[]openAIMessage)(l), (*openAIMessage).readFrom)
+}
+
 // openAIInput converts chat-completions messages.
 func openAIInput(raw span) []Message {
-	var msgs []struct {
-		Role      string `json:"role"`
-		Content   span   `json:"content"`
-		ToolCalls []struct {
-			ID       string `json:"id"`
-			Function struct {
-				Name      string `json:"name"`
-				Arguments span   `json:"arguments"`
-			} `json:"function"`
-		} `json:"tool_calls"`
-		ToolCallID       string `json:"tool_call_id"`
-		ReasoningContent span   `json:"reasoning_content"`
-	}
-	if !decodeJSON(raw, &msgs) {
+	var msgs openAIMessages
+	if !readJSON(raw, &msgs) {
 		return nil
 	}
 	out := make([]Message, 0, len(msgs))
@@ -138,8 +142,8 @@ func promptInput(raw span) []Message {
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil
 	}
-	var items []span
-	if !decodeJSON(raw, &items) {
+	var items spanList
+	if !readJSON(raw, &items) {
 		return nil
 	}
 	var out []Message
@@ -164,6 +168,31 @@ type toolDef struct {
 	Parameters  json.RawMessage `json:"parameters,omitempty"`
 }
 
+// toolItem is the union of the tool list entries of every API.
+type toolItem struct {
+	Type        string    `json:"type"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Parameters  span      `json:"parameters"`
+	InputSchema span      `json:"input_schema"`
+	Function    *funcDecl `json:"function"`
+	// Gemini
+	FunctionDeclarations []funcDecl `json:"functionDeclarations"`
+	GoogleSearch         *skipValue `json:"googleSearch"`
+	CodeExecution        *skipValue `json:"codeExecution"`
+	URLContext           *skipValue `json:"urlContext"`
+}
+
+type toolItems []toolItem
+
+func (l *toolItems) readFrom(r *jsonReader) { readSlice(r, (*[]toolItem)(l), (*toolItem).readFrom) }
+
+type contentParts []contentPart
+
+func (l *contentParts) readFrom(r *jsonReader) {
+	readSlice(r, (*[]contentPart)(l), (*contentPart).readFrom)
+}
+
 type funcDecl struct {
 	Name                 string `json:"name"`
 	Description          string `json:"description"`
@@ -179,20 +208,8 @@ func toolDefinitions(raw span) json.RawMessage {
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil
 	}
-	var items []struct {
-		Type        string    `json:"type"`
-		Name        string    `json:"name"`
-		Description string    `json:"description"`
-		Parameters  span      `json:"parameters"`
-		InputSchema span      `json:"input_schema"`
-		Function    *funcDecl `json:"function"`
-		// Gemini
-		FunctionDeclarations []funcDecl `json:"functionDeclarations"`
-		GoogleSearch         *skipValue `json:"googleSearch"`
-		CodeExecution        *skipValue `json:"codeExecution"`
-		URLContext           *skipValue `json:"urlContext"`
-	}
-	if !decodeJSON(raw, &items) {
+	var items toolItems
+	if !readJSON(raw, &items) {
 		return nil
 	}
 	var defs []toolDef

@@ -195,7 +195,7 @@ func (f *geminiCall) fold(st *callState) (content bool) {
 // geminiError reads {"code": 429, "message": "...", "status": "RESOURCE_EXHAUSTED"}.
 func geminiError(raw span) (typ, msg string) {
 	var e wireError
-	if !decodeJSON(raw, &e) {
+	if !readJSON(raw, &e) {
 		return "", errorText(raw)
 	}
 	return e.Status.str(), e.Message.str()
@@ -222,10 +222,8 @@ func (f *geminiCall) body(st *callState, body []byte, t time.Time) bool {
 		return ok
 	}
 	if f.embed {
-		var e struct {
-			Error span `json:"error"`
-		}
-		if !decodeJSON(b, &e) {
+		var e errorOnly
+		if !st.json.decode(b, &e) {
 			return false
 		}
 		if e.Error.nonEmpty() {
@@ -260,26 +258,55 @@ func (f *geminiCall) finish(st *callState) {
 	}
 }
 
+// geminiInputContent is an entry of a Gemini request's contents.
+type geminiInputContent struct {
+	Role  string            `json:"role"`
+	Parts []geminiInputPart `json:"parts"`
+}
+
+type geminiInputPart struct {
+	Text             span                 `json:"text"`
+	Thought          span                 `json:"thought"`
+	FunctionCall     *geminiInputCall     `json:"functionCall"`
+	FunctionResponse *geminiInputResponse `json:"functionResponse"`
+}
+
+type geminiInputCall struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Args span   `json:"args"`
+}
+
+type geminiInputResponse struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Response span   `json:"response"`
+}
+
+type geminiContents []geminiInputContent
+
+func (l *geminiContents) readFrom(r *jsonReader) {
+	readSlice(r, (*[]geminiInputContent)(l), (*geminiInputContent).readFrom)
+}
+
+// geminiSystemInstruction is a Gemini request's systemInstruction.
+type geminiSystemInstruction struct {
+	Parts []geminiTextPart `json:"parts"`
+}
+
+type geminiTextPart struct {
+	Text span `json:"text"`
+}
+
+// errorOnly is a body of which only the error matters.
+type errorOnly struct {
+	Error span `json:"error"`
+}
+
 // geminiInput converts Gemini contents; role "model" is the assistant.
 func geminiInput(raw span) []Message {
-	var contents []struct {
-		Role  string `json:"role"`
-		Parts []struct {
-			Text         span `json:"text"`
-			Thought      span `json:"thought"`
-			FunctionCall *struct {
-				ID   string `json:"id"`
-				Name string `json:"name"`
-				Args span   `json:"args"`
-			} `json:"functionCall"`
-			FunctionResponse *struct {
-				ID       string `json:"id"`
-				Name     string `json:"name"`
-				Response span   `json:"response"`
-			} `json:"functionResponse"`
-		} `json:"parts"`
-	}
-	if !decodeJSON(raw, &contents) {
+	var contents geminiContents
+	if !readJSON(raw, &contents) {
 		return nil
 	}
 	out := make([]Message, 0, len(contents))
@@ -324,12 +351,8 @@ func geminiSystem(raw span) []Part {
 	if raw.hasText() {
 		return []Part{{Type: partText, Content: raw.str()}}
 	}
-	var si struct {
-		Parts []struct {
-			Text span `json:"text"`
-		} `json:"parts"`
-	}
-	if !decodeJSON(raw, &si) {
+	var si geminiSystemInstruction
+	if !readJSON(raw, &si) {
 		return nil
 	}
 	var parts []Part

@@ -57,6 +57,32 @@ func (r *jsonReader) decode(b []byte, v jsonObject) bool {
 	return r.end()
 }
 
+// readJSON is decode with a reader of its own, for texts read once per
+// call rather than per event.
+func readJSON(b []byte, v jsonObject) bool {
+	var r jsonReader
+	return r.decode(b, v)
+}
+
+// readPtr reads a value into a pointer field as encoding/json does: null
+// makes it nil, anything else allocates it (if nil) and reads into it.
+func readPtr[T any](r *jsonReader, dst **T, read func(*T, *jsonReader)) {
+	if r.peek() == 'n' {
+		r.literal("null")
+		if !r.err {
+			*dst = nil
+		}
+		return
+	}
+	if *dst == nil {
+		*dst = new(T)
+	}
+	read(*dst, r)
+}
+
+// readFrom checks and skips any value.
+func (skipValue) readFrom(r *jsonReader) { r.skip() }
+
 func (r *jsonReader) reset(b []byte) {
 	r.b, r.i, r.err, r.depth, r.key = b, 0, false, 0, nil
 	r.skipStack = r.skipStack[:0]

@@ -63,6 +63,10 @@ func TestJSONReaderMatchesEncodingJSON(t *testing.T) {
 		`{"choices":null}`, `{"choices":[]}`, `{"choices":{}}`, `{"choices":[null,1,"x",{"index":1}]}`,
 		`{"usage":null,"error":null,"metrics":{"time_to_first_token_ms":null}}`,
 		`{"stop":"x"}`, `{"stop":["a",1,"b\n",null,""]}`, `{"stop":[]}`, `{"stop":""}`, `{"stop":{}}`,
+		// Pointer fields: null clears, anything else allocates, objects merge.
+		`{"function":null}`, `{"function":"x"}`, `{"function":[1]}`, `{"function":{"name":"f"}}`,
+		`{"function":{"name":"a"},"function":{"description":"d"}}`, `{"function":{"name":"a"},"function":null}`,
+		`{"googleSearch":null,"codeExecution":{},"urlContext":1}`, `{"googleSearch":{"x":[1,{}]},"googleSearch":null}`,
 		// Repeated keys: the last wins, objects and arrays merge in place.
 		`{"model":"a","model":"b"}`,
 		`{"choices":[{"index":1,"text":"a"}],"choices":[{"finish_reason":"stop"}]}`,
@@ -139,8 +143,12 @@ func sampleValue(t reflect.Type, name string, depth int) string {
 		return "true"
 	case reflect.TypeOf(stopList(nil)):
 		return `["s1","s2"]`
+	case reflect.TypeOf(skipValue{}):
+		return `{"any":[1]}`
 	}
 	switch t.Kind() {
+	case reflect.Pointer:
+		return sampleValue(t.Elem(), name, depth)
 	case reflect.String:
 		return fmt.Sprintf("%q", "s-"+name)
 	case reflect.Slice:
@@ -244,6 +252,8 @@ func FuzzJSONScan(f *testing.F) {
 		`{"type":"response.completed","response":{"status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"x"}]}],"usage":{"input_tokens":1}}}`,
 		`{"model":"m","messages":[],"stop":["a"],"temperature":0.2,"max_tokens":9,"response_format":{"type":"json_object"}}`,
 		`{"MODEL":"a","model":"b","Choices":[{"INDEX":2}],"choices":[]}`,
+		`{"role":"assistant","content":[{"type":"text","text":"x"},{"type":"tool_use","id":"t","name":"f","input":{}}],"tool_calls":[{"id":"c","function":{"name":"f","arguments":"{}"}}]}`,
+		`{"type":"function","function":{"name":"f","parameters":{}},"functionDeclarations":[{"name":"g"}],"googleSearch":{}}`,
 		`{"model":"m","max_tokens":10`, `{"model":"m","messages":[{"role":"user"},{"ro`, `{"a":[1,2`, `{"a" [1,`, `{"a":1 "b":2`,
 		`[{"a":1},2,"x",null,true]`, `{"a":"\ud800"}`, "{\"a\":\"\xff\"}", `{"a":1e5,"b":-0.5E-3}`,
 	} {

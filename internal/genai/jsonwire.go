@@ -11,6 +11,12 @@ import (
 // A field added to a wire struct needs its case here too (TestReadersCoverTags
 // fails until it has one).
 
+// chatProbe is what tells a chat body on a path of no known API.
+type chatProbe struct {
+	Model    span `json:"model"`
+	Messages span `json:"messages"`
+}
+
 // wireStructs are the structs read with a jsonReader; their field names
 // are what a key that matches none exactly is folded against.
 var wireStructs = []any{
@@ -19,6 +25,11 @@ var wireStructs = []any{
 	anthropicRequest{}, anthropicMessage{}, anthropicEvent{},
 	geminiRequest{}, geminiChunk{}, geminiUsage{},
 	responsesRequest{}, responsesObject{}, responsesEvent{},
+	// Input content, read only with capture on.
+	contentPart{}, openAIMessage{}, ollamaInputMessage{}, roleContent{},
+	responsesInputItem{}, toolItem{}, idOnly{},
+	geminiInputContent{}, geminiSystemInstruction{}, errorOnly{},
+	chatProbe{}, wireError{},
 }
 
 func init() {
@@ -1053,6 +1064,371 @@ func (v *responsesEvent) readFrom(r *jsonReader) {
 			r.span(&v.Message)
 		case "error":
 			r.span(&v.Error)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+func (v *contentPart) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "type":
+			r.str(&v.Type)
+		case "text":
+			r.span(&v.Text)
+		case "refusal":
+			r.span(&v.Refusal)
+		case "thinking":
+			r.span(&v.Thinking)
+		case "id":
+			r.str(&v.ID)
+		case "name":
+			r.str(&v.Name)
+		case "input":
+			r.span(&v.Input)
+		case "tool_use_id":
+			r.str(&v.ToolUseID)
+		case "content":
+			r.span(&v.Content)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *openAIMessage) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "role":
+			r.str(&v.Role)
+		case "content":
+			r.span(&v.Content)
+		case "tool_calls":
+			readSlice(r, &v.ToolCalls, (*ollamaToolCall).readFrom)
+		case "tool_call_id":
+			r.str(&v.ToolCallID)
+		case "reasoning_content":
+			r.span(&v.ReasoningContent)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *ollamaInputMessage) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "role":
+			r.str(&v.Role)
+		case "content":
+			r.span(&v.Content)
+		case "thinking":
+			r.span(&v.Thinking)
+		case "tool_calls":
+			readSlice(r, &v.ToolCalls, (*ollamaToolCall).readFrom)
+		case "tool_name":
+			r.str(&v.ToolName)
+		case "tool_call_id":
+			r.str(&v.ToolCallID)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *roleContent) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "role":
+			r.str(&v.Role)
+		case "content":
+			r.span(&v.Content)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *responsesInputItem) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "type":
+			r.str(&v.Type)
+		case "role":
+			r.str(&v.Role)
+		case "content":
+			r.span(&v.Content)
+		case "call_id":
+			r.str(&v.CallID)
+		case "name":
+			r.str(&v.Name)
+		case "arguments":
+			r.span(&v.Arguments)
+		case "output":
+			r.span(&v.Output)
+		case "summary":
+			readSlice(r, &v.Summary, (*summaryText).readFrom)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *summaryText) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "text":
+			r.str(&v.Text)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *toolItem) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "type":
+			r.str(&v.Type)
+		case "name":
+			r.str(&v.Name)
+		case "description":
+			r.str(&v.Description)
+		case "parameters":
+			r.span(&v.Parameters)
+		case "input_schema":
+			r.span(&v.InputSchema)
+		case "function":
+			readPtr(r, &v.Function, (*funcDecl).readFrom)
+		case "functionDeclarations":
+			readSlice(r, &v.FunctionDeclarations, (*funcDecl).readFrom)
+		case "googleSearch":
+			readPtr(r, &v.GoogleSearch, (*skipValue).readFrom)
+		case "codeExecution":
+			readPtr(r, &v.CodeExecution, (*skipValue).readFrom)
+		case "urlContext":
+			readPtr(r, &v.URLContext, (*skipValue).readFrom)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *funcDecl) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "name":
+			r.str(&v.Name)
+		case "description":
+			r.str(&v.Description)
+		case "parameters":
+			r.span(&v.Parameters)
+		case "parametersJsonSchema":
+			r.span(&v.ParametersJSONSchema)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *idOnly) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "id":
+			r.str(&v.ID)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+func (v *geminiInputContent) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "role":
+			r.str(&v.Role)
+		case "parts":
+			readSlice(r, &v.Parts, (*geminiInputPart).readFrom)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *geminiInputPart) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "text":
+			r.span(&v.Text)
+		case "thought":
+			r.span(&v.Thought)
+		case "functionCall":
+			readPtr(r, &v.FunctionCall, (*geminiInputCall).readFrom)
+		case "functionResponse":
+			readPtr(r, &v.FunctionResponse, (*geminiInputResponse).readFrom)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *geminiInputCall) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "id":
+			r.str(&v.ID)
+		case "name":
+			r.str(&v.Name)
+		case "args":
+			r.span(&v.Args)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *geminiInputResponse) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "id":
+			r.str(&v.ID)
+		case "name":
+			r.str(&v.Name)
+		case "response":
+			r.span(&v.Response)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *geminiSystemInstruction) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "parts":
+			readSlice(r, &v.Parts, (*geminiTextPart).readFrom)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *geminiTextPart) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "text":
+			r.span(&v.Text)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *errorOnly) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "error":
+			r.span(&v.Error)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+func (v *chatProbe) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "model":
+			r.span(&v.Model)
+		case "messages":
+			r.span(&v.Messages)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *wireError) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "message":
+			r.span(&v.Message)
+		case "type":
+			r.span(&v.Type)
+		case "code":
+			r.span(&v.Code)
+		case "status":
+			r.span(&v.Status)
 		default:
 			if r.refold() {
 				goto retry

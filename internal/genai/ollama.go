@@ -216,17 +216,26 @@ func (f *ollamaCall) body(st *callState, body []byte, t time.Time) bool {
 
 func (f *ollamaCall) finish(*callState) {}
 
+// ollamaInputMessage is an Ollama chat request message.
+type ollamaInputMessage struct {
+	Role       string           `json:"role"`
+	Content    span             `json:"content"`
+	Thinking   span             `json:"thinking"`
+	ToolCalls  []ollamaToolCall `json:"tool_calls"`
+	ToolName   string           `json:"tool_name"`
+	ToolCallID string           `json:"tool_call_id"`
+}
+
+type ollamaMessages []ollamaInputMessage
+
+func (l *ollamaMessages) readFrom(r *jsonReader) {
+	readSlice(r, (*[]ollamaInputMessage)(l), (*ollamaInputMessage).readFrom)
+}
+
 // ollamaInput converts Ollama chat messages to the conventions' schema.
 func ollamaInput(raw span) []Message {
-	var msgs []struct {
-		Role       string           `json:"role"`
-		Content    span             `json:"content"`
-		Thinking   span             `json:"thinking"`
-		ToolCalls  []ollamaToolCall `json:"tool_calls"`
-		ToolName   string           `json:"tool_name"`
-		ToolCallID string           `json:"tool_call_id"`
-	}
-	if !decodeJSON(raw, &msgs) {
+	var msgs ollamaMessages
+	if !readJSON(raw, &msgs) {
 		return nil
 	}
 	out := make([]Message, 0, len(msgs))

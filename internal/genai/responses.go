@@ -120,16 +120,19 @@ func (f *responsesCall) request(st *callState, body []byte, _, _ string) bool {
 	return true
 }
 
+// idOnly is an object of which only the id matters.
+type idOnly struct {
+	ID string `json:"id"`
+}
+
 // conversationID reads a conversation given as an id or as {"id": ...}.
 func conversationID(raw span) string {
 	if raw.hasText() {
 		return raw.str()
 	}
 	if len(raw) > 0 && raw[0] == '{' {
-		var o struct {
-			ID string `json:"id"`
-		}
-		if decodeJSON(raw, &o) {
+		var o idOnly
+		if readJSON(raw, &o) {
 			return o.ID
 		}
 	}
@@ -307,25 +310,36 @@ func (f *responsesCall) body(st *callState, body []byte, t time.Time) bool {
 
 func (f *responsesCall) finish(*callState) {}
 
+// responsesInputItem is an entry of a Responses request's input.
+type responsesInputItem struct {
+	Type      string        `json:"type"`
+	Role      string        `json:"role"`
+	Content   span          `json:"content"`
+	CallID    string        `json:"call_id"`
+	Name      string        `json:"name"`
+	Arguments span          `json:"arguments"`
+	Output    span          `json:"output"`
+	Summary   []summaryText `json:"summary"`
+}
+
+type summaryText struct {
+	Text string `json:"text"`
+}
+
+type responsesInputItems []responsesInputItem
+
+func (l *responsesInputItems) readFrom(r *jsonReader) {
+	readSlice(r, (*[]responsesInputItem)(l), (*responsesInputItem).readFrom)
+}
+
 // responsesInput converts Responses input: a string, or a list of message
 // items, function calls and their outputs.
 func responsesInput(raw span) []Message {
 	if raw.hasText() {
 		return []Message{{Role: "user", Parts: []Part{{Type: partText, Content: raw.str()}}}}
 	}
-	var items []struct {
-		Type      string `json:"type"`
-		Role      string `json:"role"`
-		Content   span   `json:"content"`
-		CallID    string `json:"call_id"`
-		Name      string `json:"name"`
-		Arguments span   `json:"arguments"`
-		Output    span   `json:"output"`
-		Summary   []struct {
-			Text string `json:"text"`
-		} `json:"summary"`
-	}
-	if !decodeJSON(raw, &items) {
+	var items responsesInputItems
+	if !readJSON(raw, &items) {
 		return nil
 	}
 	var out []Message
