@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"slices"
 
 	"golang.org/x/arch/x86/x86asm"
 )
@@ -62,12 +64,12 @@ func findFuncs(f *elf.File, r io.ReaderAt, goVersion string) ([2]Func, error) {
 		}
 	}
 
-	bases := []uint64{0}
+	bases := slices.Values([]uint64{0})
 	if relative {
 		bases = textStarts(f, r, tab, vaddr)
 	}
 	var firstErr error
-	for _, base := range bases {
+	for base := range bases {
 		for i, fn := range fns {
 			out[i], err = probeFunc(f, r, fn.Name, base+fn.Entry, fn.End-fn.Entry)
 			if err != nil {
@@ -260,53 +262,53 @@ func isPclntab(b []byte) bool {
 // section. With
 // external linking .text starts with C start-up code before runtime.text,
 // so the section is the last resort. The caller tries them in order and
-// keeps the first whose functions start with a register ABI prologue.
-func textStarts(f *elf.File, r io.ReaderAt, tab []byte, tabAddr uint64) []uint64 {
-	var out []uint64
-	add := func(v uint64) {
-		if v == 0 {
-			return
+// keeps the first whose functions start with a register ABI prologue, so
+// later, costlier candidates are only computed when needed.
+func textStarts(f *elf.File, r io.ReaderAt, tab []byte, tabAddr uint64) iter.Seq[uint64] {
+	return func(yield func(uint64) bool) {
+		var tried []uint64
+		try := func(v uint64) bool {
+			if v == 0 || slices.Contains(tried, v) {
+				return true
+			}
+			tried = append(tried, v)
+			return yield(v)
 		}
-		for _, o := range out {
-			if o == v {
+		// moduledata starts with a pointer to the pclntab; text is its
+		// 23rd word, after six slices, findfunctab, minpc and maxpc.
+		const moduledataText = 22 * 8
+		if s := f.Section(".go.module"); s != nil {
+			if v, ok := pointerAt(f, r, s.Addr+moduledataText); ok && !try(v) {
 				return
 			}
 		}
-		out = append(out, v)
-	}
-	// moduledata starts with a pointer to the pclntab; text is its 23rd
-	// word, after six slices, findfunctab, minpc and maxpc.
-	const moduledataText = 22 * 8
-	if s := f.Section(".go.module"); s != nil {
-		if v, ok := pointerAt(f, r, s.Addr+moduledataText); ok {
-			add(v)
+		const headerTextStart = 8 + 2*8 // magic, pad, quantum, ptrsize, nfunc, nfiles
+		if len(tab) >= headerTextStart+8 {
+			v := binary.LittleEndian.Uint64(tab[headerTextStart:])
+			if v == 0 {
+				v, _ = relocated(f, tabAddr+headerTextStart)
+			}
+			if !try(v) {
+				return
+			}
 		}
-	}
-	const headerTextStart = 8 + 2*8 // magic, pad, quantum, ptrsize, nfunc, nfiles
-	if len(tab) >= headerTextStart+8 {
-		if v := binary.LittleEndian.Uint64(tab[headerTextStart:]); v != 0 {
-			add(v)
-		} else if v, ok := relocated(f, tabAddr+headerTextStart); ok {
-			add(v)
+		syms, _ := f.Symbols()
+		if v, ok := symbolValue(syms, "runtime.text"); ok && !try(v) {
+			return
 		}
-	}
-	syms, _ := f.Symbols()
-	if v, ok := symbolValue(syms, "runtime.text"); ok {
-		add(v)
-	}
-	if s := f.Section(".text"); s != nil {
-		add(s.Addr)
-	}
-	if len(f.Sections) == 0 {
-		// No section headers: look for moduledata in the writable
-		// segments by its pointer to the pclntab.
-		for _, md := range pointersTo(f, r, tabAddr) {
-			if v, ok := pointerAt(f, r, md+moduledataText); ok && inExecSegment(f, v) {
-				add(v)
+		if s := f.Section(".text"); s != nil && !try(s.Addr) {
+			return
+		}
+		if len(f.Sections) == 0 {
+			// No section headers: look for moduledata in the writable
+			// segments by its pointer to the pclntab.
+			for _, md := range pointersTo(f, r, tabAddr) {
+				if v, ok := pointerAt(f, r, md+moduledataText); ok && inExecSegment(f, v) && !try(v) {
+					return
+				}
 			}
 		}
 	}
-	return out
 }
 
 // pointersTo gives the addresses of the aligned words in writable segments
