@@ -110,7 +110,12 @@ type TLSProbes struct {
 	failed   map[fileID]bool // files that failed once; not retried
 	stats    TLSStats
 	allowed  map[int]bool
+	retries  map[int]int // processes to look at again, and how many times; only Run's goroutine
 }
+
+// maxRetries bounds the processes looked at again after a notice: a build
+// starting hundreds of compilers must not keep the prober busy.
+const maxRetries = 256
 
 // NewTLSProbes returns a prober of the processes under procRoot.
 func NewTLSProbes(procRoot string, att TLSAttacher, opts TLSOptions) (*TLSProbes, error) {
@@ -136,6 +141,7 @@ func NewTLSProbes(procRoot string, att TLSAttacher, opts TLSOptions) (*TLSProbes
 		analyzed: map[fileID]analysis{},
 		failed:   map[fileID]bool{},
 		allowed:  map[int]bool{},
+		retries:  map[int]int{},
 		stats:    TLSStats{Failures: map[string]uint64{}},
 	}, nil
 }
@@ -152,16 +158,16 @@ func (t *TLSProbes) Notice(pid int) {
 // Run probes the system libraries and every process, then follows notices
 // and rescans until ctx is done, and finally removes every probe.
 func (t *TLSProbes) Run(ctx context.Context) {
-	t.Start()
 	defer t.Close()
+	t.probeSystem()
+	// The first scan reads every process's executable; notices that come
+	// meanwhile are served between processes, so a process started now is
+	// not kept waiting behind hundreds that were there before.
+	t.ScanAll()
 	rescan := time.NewTicker(t.opts.Rescan)
 	defer rescan.Stop()
 	exits := time.NewTicker(time.Second)
 	defer exits.Stop()
-	// A process that just called exec maps its libraries over the next
-	// milliseconds, and may load libssl only when it first needs it: look
-	// again a few times.
-	retries := map[int]int{}
 	retry := time.NewTicker(50 * time.Millisecond)
 	defer retry.Stop()
 	for {
@@ -169,21 +175,43 @@ func (t *TLSProbes) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case pid := <-t.notice:
-			t.ScanPID(pid)
-			retries[pid] = 6
+			t.noticed(pid)
 		case <-retry.C:
-			for pid, n := range retries {
+			for pid, n := range t.retries {
 				t.ScanPID(pid)
 				if n <= 1 {
-					delete(retries, pid)
+					delete(t.retries, pid)
 				} else {
-					retries[pid] = n - 1
+					t.retries[pid] = n - 1
 				}
 			}
 		case <-exits.C:
 			t.ReleaseExited()
 		case <-rescan.C:
 			t.ScanAll()
+		}
+	}
+}
+
+// noticed scans a process that just called exec or started speaking TLS,
+// and again a few times over the next 300 ms: a process maps its libraries
+// over its first milliseconds, and may load libssl only when it first needs
+// it.
+func (t *TLSProbes) noticed(pid int) {
+	t.ScanPID(pid)
+	if len(t.retries) < maxRetries {
+		t.retries[pid] = 6
+	}
+}
+
+// serveNotices handles the notices waiting now, without blocking.
+func (t *TLSProbes) serveNotices() {
+	for {
+		select {
+		case pid := <-t.notice:
+			t.noticed(pid)
+		default:
+			return
 		}
 	}
 }
@@ -221,6 +249,7 @@ func (t *TLSProbes) ScanAll() {
 		return
 	}
 	for _, p := range procs {
+		t.serveNotices()
 		t.ScanPID(p.PID)
 	}
 	t.ReleaseExited()
