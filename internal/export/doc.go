@@ -95,7 +95,8 @@
 //	llm_observer.server.token.usage  histogram {token}   the server-side twin of gen_ai.client.token.usage
 //
 // Under the observer's own resource: llm_observer.export.failures
-// ({request}, by llm_observer.signal) and llm_observer.export.processes
+// ({request}, by llm_observer.signal), llm_observer.export.dropped ({item},
+// by llm_observer.signal and reason) and llm_observer.export.processes
 // ({process}, gauge), plus whatever the agent records through SelfMeter.
 //
 // # Content
@@ -109,7 +110,12 @@
 // patterns first: API keys (sk-…, sk-ant-…, AIza…, GitHub tokens, api_key=…),
 // bearer tokens, Cookie headers, AWS keys, JWTs, PEM private keys and e-mail
 // addresses are always replaced by [REDACTED], and Config.Redact adds more.
-// Each attribute is then capped at Config.ContentMaxBytes: the longest texts
+// Before any of that, whatever their shape, the request's own credential
+// values (genai.Credentials: the Authorization token, api-key headers,
+// each cookie value, key= query values) are replaced in every string of the
+// call — error message, models, ids, tool calls, content — so a server that
+// echoes them (a 401 quoting the key) cannot send them on; this holds for
+// spans, metrics, log records and the console line alike. Each attribute is then capped at Config.ContentMaxBytes: the longest texts
 // are cut to a common length and end in "…[truncated]", whole old messages
 // are dropped when texts would become too short to mean anything, and the
 // JSON stays valid.
@@ -125,28 +131,27 @@
 //
 // # Configuration
 //
-// ConfigFromEnv reads, and Config.RegisterFlags mirrors as flags:
+// Config is the exporter's whole input; zero fields take the Default*
+// values. internal/config fills it from the OTEL_* and LLM_OBSERVER_*
+// variables and their flags, and lists them all. The OTLP exporters
+// themselves read OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _INSECURE,
+// _COMPRESSION, _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE (and their
+// per-signal forms).
 //
-//	OTEL_EXPORTER_OTLP_ENDPOINT, …_{TRACES,METRICS,LOGS}_ENDPOINT   any set: OTLP on (else console only)   -otlp-endpoint
-//	OTEL_EXPORTER_OTLP_PROTOCOL, …_{TRACES,METRICS,LOGS}_PROTOCOL   grpc (default) or http/protobuf         -otlp-protocol
-//	OTEL_{TRACES,METRICS,LOGS}_EXPORTER                             otlp (default) or none                  -traces-exporter …
-//	OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE               cumulative (default), delta, lowmemory  -otlp-metrics-temporality
-//	OTEL_METRIC_EXPORT_INTERVAL, OTEL_METRIC_EXPORT_TIMEOUT         ms; 60000 and 30000 by default          -metric-export-interval
-//	OTEL_RESOURCE_ATTRIBUTES                                        added to every resource                 -resource-attributes
-//	OTEL_SERVICE_NAME                                               the observer's own service.name
-//	OTEL_SEMCONV_STABILITY_OPT_IN                                   gen_ai_latest_experimental: newest only -semconv-stability-opt-in
-//	LLM_OBSERVER_CONSOLE                 true: console lines even with OTLP                               -console
-//	LLM_OBSERVER_CAPTURE_CONTENT         none (default), input, output, all                               -capture-content
-//	LLM_OBSERVER_CONTENT_DESTINATION     span (default), log, both                                        -content-destination
-//	LLM_OBSERVER_CONTENT_MAX_BYTES       cap per content attribute, default 32768, at least 256           -content-max-bytes
-//	LLM_OBSERVER_REDACT                  one extra RE2 expression to redact (join several with |)         -redact (repeatable)
-//	LLM_OBSERVER_EMIT_GEN_AI_SYSTEM      true: also emit deprecated gen_ai.system                         -emit-gen-ai-system
-//	LLM_OBSERVER_PAIR_WAIT               how long a server call waits for its client, default 2s          -pair-wait
-//	LLM_OBSERVER_PROCESS_IDLE_TIMEOUT    retire a process's providers after this idle time, default 5m    -process-idle-timeout
-//	LLM_OBSERVER_MAX_PROCESSES           most processes with providers at once, default 256               -max-processes
+// # Queues, losses and shutdown
 //
-// The OTLP exporters themselves read OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT,
-// _INSECURE, _COMPRESSION, _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE
-// (and their per-signal forms); the SDK reads OTEL_TRACES_SAMPLER,
-// OTEL_BSP_* and OTEL_BLRP_*.
+// Spans and log records go into one bounded queue per signal (sizes,
+// batches, delays and timeouts as OTEL_BSP_* and OTEL_BLRP_* set them),
+// exported one request at a time by the queue's goroutine; adding never
+// blocks. Metrics are collected every MetricInterval in one pass whose
+// exports share one MetricTimeout, stopping at the first failure (readers
+// not collected keep their data for the next pass). Whatever does not reach
+// the collector is counted by signal and reason (queue_full,
+// collector_down, timeout, export_failed, shutdown): Exporter.Losses, and
+// llm_observer.export.dropped under the observer's own resource. Export
+// failures are written to Config.ErrorWriter at most once a minute per
+// signal, with the count of those held back. Shutdown returns by its
+// context's deadline whatever the collector does: the loops stop first,
+// then spans, logs and the last metrics are flushed side by side, and what
+// is still queued at the deadline is counted lost.
 package export

@@ -30,6 +30,8 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/llm-observer/llm-observer/internal/genai"
 )
@@ -220,6 +222,14 @@ func signalURL(base, signalPath string) string {
 	return u.String()
 }
 
+// reconnect caps gRPC's reconnection backoff at 5 s instead of its default
+// 120 s, so that telemetry flows again within seconds of a collector's
+// return rather than being dropped for up to two more minutes.
+var reconnect = grpc.WithConnectParams(grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
+	MinConnectTimeout: 5 * time.Second,
+})
+
 func newSpanExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, error) {
 	if cfg.TracesProtocol == ProtocolHTTPProtobuf {
 		var opts []otlptracehttp.Option
@@ -228,7 +238,7 @@ func newSpanExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, er
 		}
 		return otlptracehttp.New(ctx, opts...)
 	}
-	var opts []otlptracegrpc.Option
+	opts := []otlptracegrpc.Option{otlptracegrpc.WithDialOption(reconnect)}
 	if cfg.Endpoint != "" {
 		opts = append(opts, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
 	}
@@ -243,7 +253,7 @@ func newMetricExporter(ctx context.Context, cfg Config) (sdkmetric.Exporter, err
 		}
 		return otlpmetrichttp.New(ctx, opts...)
 	}
-	var opts []otlpmetricgrpc.Option
+	opts := []otlpmetricgrpc.Option{otlpmetricgrpc.WithDialOption(reconnect)}
 	if cfg.Endpoint != "" {
 		opts = append(opts, otlpmetricgrpc.WithEndpointURL(cfg.Endpoint))
 	}
@@ -258,7 +268,7 @@ func newLogExporter(ctx context.Context, cfg Config) (sdklog.Exporter, error) {
 		}
 		return otlploghttp.New(ctx, opts...)
 	}
-	var opts []otlploggrpc.Option
+	opts := []otlploggrpc.Option{otlploggrpc.WithDialOption(reconnect)}
 	if cfg.Endpoint != "" {
 		opts = append(opts, otlploggrpc.WithEndpointURL(cfg.Endpoint))
 	}
