@@ -33,14 +33,14 @@ const maxFuncSize = 1 << 20
 // findFuncs finds the probed functions of a Go executable: their entries
 // from .gopclntab, their returns by disassembly. It returns Write then
 // Read.
-func findFuncs(f *elf.File, r io.ReaderAt, goVersion string) ([2]Func, error) {
+func findFuncs(f *elf.File, r sized, goVersion string) ([2]Func, error) {
 	var out [2]Func
 	tab, vaddr, err := pclntab(f, r)
 	if err != nil {
 		return out, err
 	}
-	if len(tab) < 8 {
-		return out, errors.New(".gopclntab too short")
+	if err := checkPclntabHeader(tab); err != nil {
+		return out, err
 	}
 	// Entries are relative to runtime.text from the Go 1.18 format on. The
 	// table is read once with a zero base and each candidate base tried.
@@ -91,14 +91,14 @@ func findFuncs(f *elf.File, r io.ReaderAt, goVersion string) ([2]Func, error) {
 
 // probeFunc reads one function's code, checks that its prologue is the
 // register ABI's (which also proves the address right) and finds its RETs.
-func probeFunc(f *elf.File, r io.ReaderAt, name string, addr, size uint64) (Func, error) {
+func probeFunc(f *elf.File, r sized, name string, addr, size uint64) (Func, error) {
 	fn := Func{Name: name, Addr: addr, Size: size}
 	off, ok := fileOffset(f, addr, size)
 	if !ok {
 		return fn, fmt.Errorf("%s at %#x: not in a loaded segment", name, addr)
 	}
-	code := make([]byte, size)
-	if _, err := r.ReadAt(code, int64(off)); err != nil {
+	code, err := readBytes(r, off, size)
+	if err != nil {
 		return fn, fmt.Errorf("%s: read code: %w", name, err)
 	}
 	if !checksStackInR14(code) {
@@ -186,7 +186,7 @@ func fileOffset(f *elf.File, addr, size uint64) (uint64, bool) {
 // runtime.pclntab symbol, by the moduledata's pointer to it (Go 1.26 put
 // moduledata in its own .go.module section), or by its header's magic in the
 // read-only data.
-func pclntab(f *elf.File, r io.ReaderAt) ([]byte, uint64, error) {
+func pclntab(f *elf.File, r sized) ([]byte, uint64, error) {
 	for _, name := range []string{".gopclntab", ".data.rel.ro.gopclntab"} {
 		if s := f.Section(name); s != nil && s.Type != elf.SHT_NOBITS {
 			b, err := s.Data()
@@ -216,8 +216,8 @@ func pclntab(f *elf.File, r io.ReaderAt) ([]byte, uint64, error) {
 		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_X != 0 {
 			continue
 		}
-		seg := make([]byte, p.Filesz)
-		if _, err := r.ReadAt(seg, int64(p.Off)); err != nil {
+		seg, err := readBytes(r, p.Off, p.Filesz)
+		if err != nil {
 			continue
 		}
 		for _, m := range []uint32{magic120, magic118, magic116} {
@@ -240,15 +240,41 @@ func pclntab(f *elf.File, r io.ReaderAt) ([]byte, uint64, error) {
 	return nil, 0, &UnsupportedError{Reason: ReasonNotGo, Detail: "no .gopclntab"}
 }
 
+// checkPclntabHeader checks that a pclntab's header is one of the formats
+// read here and that its function table fits in it. debug/gosym trusts the
+// count and allocates for it: a corrupt count would exhaust memory, which
+// no recover catches.
+func checkPclntabHeader(tab []byte) error {
+	const ptrSize = 8
+	if len(tab) < 8+8*ptrSize {
+		return errors.New(".gopclntab too short")
+	}
+	var functabWord uint64 // header word holding the function table's offset
+	fieldSize := uint64(4) // functab entries: 32-bit offsets from runtime.text
+	switch binary.LittleEndian.Uint32(tab) {
+	case magic116:
+		functabWord, fieldSize = 6, ptrSize // absolute addresses
+	case magic118, magic120:
+		functabWord = 7
+	default:
+		return errors.New(".gopclntab: unknown header magic")
+	}
+	if tab[4] != 0 || tab[5] != 0 || tab[6] != 1 || tab[7] != ptrSize {
+		return errors.New(".gopclntab: header not for amd64")
+	}
+	size := uint64(len(tab))
+	nfunc := binary.LittleEndian.Uint64(tab[8:])
+	off := binary.LittleEndian.Uint64(tab[8+functabWord*ptrSize:])
+	if off > size || nfunc > (size-off)/fieldSize/2 {
+		return fmt.Errorf(".gopclntab: %d functions do not fit in %d bytes", nfunc, size)
+	}
+	return nil
+}
+
 // isPclntab tells whether b starts with a pclntab that debug/gosym reads
 // with functions in it.
 func isPclntab(b []byte) bool {
-	if len(b) < 16 {
-		return false
-	}
-	switch binary.LittleEndian.Uint32(b) {
-	case magic116, magic118, magic120:
-	default:
+	if checkPclntabHeader(b) != nil {
 		return false
 	}
 	t, err := gosym.NewTable(nil, gosym.NewLineTable(b, 0))
@@ -264,7 +290,7 @@ func isPclntab(b []byte) bool {
 // so the section is the last resort. The caller tries them in order and
 // keeps the first whose functions start with a register ABI prologue, so
 // later, costlier candidates are only computed when needed.
-func textStarts(f *elf.File, r io.ReaderAt, tab []byte, tabAddr uint64) iter.Seq[uint64] {
+func textStarts(f *elf.File, r sized, tab []byte, tabAddr uint64) iter.Seq[uint64] {
 	return func(yield func(uint64) bool) {
 		var tried []uint64
 		try := func(v uint64) bool {
@@ -313,7 +339,7 @@ func textStarts(f *elf.File, r io.ReaderAt, tab []byte, tabAddr uint64) iter.Seq
 
 // pointersTo gives the addresses of the aligned words in writable segments
 // that hold the value addr.
-func pointersTo(f *elf.File, r io.ReaderAt, addr uint64) []uint64 {
+func pointersTo(f *elf.File, r sized, addr uint64) []uint64 {
 	var want [8]byte
 	binary.LittleEndian.PutUint64(want[:], addr)
 	var out []uint64
@@ -321,8 +347,8 @@ func pointersTo(f *elf.File, r io.ReaderAt, addr uint64) []uint64 {
 		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_W == 0 {
 			continue
 		}
-		seg := make([]byte, p.Filesz)
-		if _, err := r.ReadAt(seg, int64(p.Off)); err != nil {
+		seg, err := readBytes(r, p.Off, p.Filesz)
+		if err != nil {
 			continue
 		}
 		for i := 0; i+8 <= len(seg); i += 8 {
@@ -347,7 +373,7 @@ func inExecSegment(f *elf.File, addr uint64) bool {
 // pointerAt reads the pointer stored at virtual address addr, as the
 // dynamic loader would leave it: in a position-independent executable the
 // file holds zero there and the value is a relative relocation's addend.
-func pointerAt(f *elf.File, r io.ReaderAt, addr uint64) (uint64, bool) {
+func pointerAt(f *elf.File, r sized, addr uint64) (uint64, bool) {
 	b, err := readVaddr(f, r, addr, 8)
 	if err != nil {
 		return 0, false
@@ -390,12 +416,28 @@ func symbolValue(syms []elf.Symbol, name string) (uint64, bool) {
 }
 
 // readVaddr reads size bytes at virtual address addr.
-func readVaddr(f *elf.File, r io.ReaderAt, addr, size uint64) ([]byte, error) {
+func readVaddr(f *elf.File, r sized, addr, size uint64) ([]byte, error) {
 	off, ok := fileOffset(f, addr, size)
 	if !ok {
 		return nil, fmt.Errorf("address %#x not in a loaded segment", addr)
 	}
-	b := make([]byte, size)
+	return readBytes(r, off, size)
+}
+
+// sized is an executable's contents and their length, which bounds every
+// allocation made for what a header claims.
+type sized interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// readBytes reads n bytes at file offset off, refusing a range the file
+// does not hold before allocating for it.
+func readBytes(r sized, off, n uint64) ([]byte, error) {
+	if size := uint64(r.Size()); off > size || n > size-off {
+		return nil, fmt.Errorf("%d bytes at %#x: past the end of the file", n, off)
+	}
+	b := make([]byte, n)
 	if _, err := r.ReadAt(b, int64(off)); err != nil {
 		return nil, err
 	}
@@ -404,7 +446,7 @@ func readVaddr(f *elf.File, r io.ReaderAt, addr, size uint64) ([]byte, error) {
 
 // readSegmentFrom reads from virtual address addr to the end of the file
 // part of the segment that holds it.
-func readSegmentFrom(f *elf.File, r io.ReaderAt, addr uint64) ([]byte, error) {
+func readSegmentFrom(f *elf.File, r sized, addr uint64) ([]byte, error) {
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_LOAD && addr >= p.Vaddr && addr < p.Vaddr+p.Filesz {
 			return readVaddr(f, r, addr, p.Vaddr+p.Filesz-addr)

@@ -161,7 +161,11 @@ func Inspect(path string) (*TLSTarget, error) {
 		return nil, fmt.Errorf("inspect Go executable: %w", err)
 	}
 	defer f.Close()
-	t, err := inspect(f)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("inspect Go executable: %w", err)
+	}
+	t, err := inspect(io.NewSectionReader(f, 0, st.Size()))
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", path, err)
 	}
@@ -171,7 +175,7 @@ func Inspect(path string) (*TLSTarget, error) {
 // inspect does Inspect's work on an open file. The debug packages are not
 // hardened against every malformed input, so a panic in them becomes an
 // error: a corrupt executable must never take the observer down.
-func inspect(r io.ReaderAt) (t *TLSTarget, err error) {
+func inspect(r sized) (t *TLSTarget, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			t, err = nil, fmt.Errorf("malformed executable: %v", p)

@@ -361,16 +361,15 @@ func TestLayoutTableMatchesDWARF(t *testing.T) {
 	if !got.Layout.FromDWARF {
 		t.Fatal("layout not from DWARF")
 	}
-	fh, err := os.Open(built(t, "stripped"))
+	stripped, err := os.ReadFile(built(t, "stripped"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fh.Close()
-	f, err := elf.NewFile(fh)
+	f, err := elf.NewFile(bytes.NewReader(stripped))
 	if err != nil {
 		t.Fatal(err)
 	}
-	table, err := connLayout(f, fh, langVersion(runtime.Version()))
+	table, err := connLayout(f, bytes.NewReader(stripped), langVersion(runtime.Version()))
 	if err != nil {
 		t.Fatalf("no table row for %s: %v", runtime.Version(), err)
 	}

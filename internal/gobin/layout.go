@@ -53,7 +53,7 @@ var (
 
 // connLayout reads the fd chain's offsets from DWARF, or takes them from
 // the table for the Go language version lang when the file has none.
-func connLayout(f *elf.File, r io.ReaderAt, lang string) (ConnLayout, error) {
+func connLayout(f *elf.File, r sized, lang string) (ConnLayout, error) {
 	l, err := dwarfLayout(f, r)
 	if err == nil {
 		return l, nil
@@ -80,7 +80,7 @@ var errNoDWARF = errors.New("no DWARF")
 // is found where its name is, checked by the DWARF reader, instead of by
 // decoding every entry before it. When that fails the whole section is read
 // and walked.
-func dwarfLayout(f *elf.File, r io.ReaderAt) (ConnLayout, error) {
+func dwarfLayout(f *elf.File, r sized) (ConnLayout, error) {
 	s := f.Section(".debug_info")
 	if s == nil || s.Type == elf.SHT_NOBITS {
 		return ConnLayout{}, errNoDWARF
@@ -123,13 +123,13 @@ func dwarfLayout(f *elf.File, r io.ReaderAt) (ConnLayout, error) {
 // openSection opens a section's contents for reading, inflating a
 // zlib-compressed one from memory: elf.Section.Open inflates straight from
 // the file, one small read system call after another.
-func openSection(f *elf.File, r io.ReaderAt, s *elf.Section) (io.Reader, error) {
+func openSection(f *elf.File, r sized, s *elf.Section) (io.Reader, error) {
 	const chdrSize = 24 // Elf64_Chdr: type, reserved, size, alignment
-	if s.Flags&elf.SHF_COMPRESSED == 0 || f.Class != elf.ELFCLASS64 || s.FileSize < chdrSize || s.FileSize > maxSection {
+	if s.Flags&elf.SHF_COMPRESSED == 0 || f.Class != elf.ELFCLASS64 || s.FileSize < chdrSize {
 		return s.Open(), nil
 	}
-	raw := make([]byte, s.FileSize)
-	if _, err := r.ReadAt(raw, int64(s.Offset)); err != nil {
+	raw, err := readBytes(r, s.Offset, s.FileSize)
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.Name, err)
 	}
 	if elf.CompressionType(binary.LittleEndian.Uint32(raw)) != elf.COMPRESS_ZLIB {
@@ -141,9 +141,6 @@ func openSection(f *elf.File, r io.ReaderAt, s *elf.Section) (io.Reader, error) 
 	}
 	return zr, nil
 }
-
-// maxSection bounds a compressed section read whole into memory.
-const maxSection = 1 << 30
 
 // chain lists the fields the fd chain goes through.
 var chain = []structMember{tlsConnConn, ifaceData, tcpConnConn, connFD, netFDPFD, pollFDSysfd}
@@ -176,9 +173,15 @@ func readUnitsUntil(rd io.Reader, info []byte, names map[string]bool) ([]byte, e
 		}
 		start := len(info)
 		info = append(info, hdr[:]...)
-		info = slices.Grow(info, int(n))[:start+4+int(n)]
-		if _, err := io.ReadFull(rd, info[start+4:]); err != nil {
-			return nil, fmt.Errorf("read .debug_info: %w", err)
+		// Grow as the bytes arrive, not by the length the header claims.
+		for left := int(n); left > 0; {
+			chunk := min(left, 1<<20)
+			at := len(info)
+			info = slices.Grow(info, chunk)[:at+chunk]
+			if _, err := io.ReadFull(rd, info[at:]); err != nil {
+				return nil, fmt.Errorf("read .debug_info: %w", err)
+			}
+			left -= chunk
 		}
 		for name := range names {
 			if !seen[name] && bytes.Contains(info[start:], []byte(name)) {
