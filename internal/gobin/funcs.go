@@ -123,7 +123,7 @@ func probeFunc(f *elf.File, r sized, name string, addr, size uint64) (Func, erro
 func checksStackInR14(code []byte) bool {
 	for i := 0; i < 3 && len(code) > 0; i++ {
 		inst, err := x86asm.Decode(code, 64)
-		if err != nil {
+		if err != nil || inst.Len <= 0 {
 			return false
 		}
 		if inst.Op == x86asm.CMP {
@@ -148,6 +148,9 @@ func returns(code []byte, addr uint64) ([]uint64, error) {
 	end := addr + uint64(len(code))
 	for pc := 0; pc < len(code); {
 		inst, err := x86asm.Decode(code[pc:], 64)
+		if err == nil && inst.Len <= 0 {
+			err = errors.New("empty instruction")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("disassemble at %#x: %w", addr+uint64(pc), err)
 		}
