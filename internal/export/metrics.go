@@ -151,21 +151,21 @@ func (ins *instruments) side(c *genai.Call) *sideInstruments {
 func (e *Exporter) record(ins *instruments, c *genai.Call) {
 	ctx := context.Background()
 	sets := ins.sets.get(e, c)
-	setOpt, errOpt := sets.commonOpt, sets.withErrOpt
+	set, withErr := sets.common.rec, sets.withErr.rec
 
 	side := ins.side(c)
-	side.requests.Add(ctx, 1, sets.outcomeOpt)
+	side.requests.Add(ctx, 1, sets.outcome.add...)
 	if c.ErrorType != "" {
-		side.errors.Add(ctx, 1, errOpt)
+		side.errors.Add(ctx, 1, sets.withErr.add...)
 	}
 	if c.Stream && c.Chunks > 0 {
-		side.chunks.Add(ctx, int64(c.Chunks), setOpt)
+		side.chunks.Add(ctx, int64(c.Chunks), sets.common.add...)
 	}
 	if c.Messages > 0 {
-		side.messages.Record(ctx, int64(c.Messages), setOpt)
+		side.messages.Record(ctx, int64(c.Messages), set...)
 	}
 	if rate, ok := decodeRate(c); ok {
-		side.throughput.Record(ctx, rate, setOpt)
+		side.throughput.Record(ctx, rate, set...)
 	}
 
 	// A call cut before any response has no operation duration to speak
@@ -174,48 +174,60 @@ func (e *Exporter) record(ins *instruments, c *genai.Call) {
 	tokens := ins.clientTokens.Inst()
 	if c.Endpoint.ClientSide {
 		if timed {
-			ins.clientDuration.Inst().Record(ctx, c.Duration().Seconds(), errOpt)
+			ins.clientDuration.Inst().Record(ctx, c.Duration().Seconds(), withErr...)
 		}
 		if ttfc, ok := c.TimeToFirstChunk(); ok {
-			ins.clientTTFC.Inst().Record(ctx, ttfc.Seconds(), setOpt)
+			ins.clientTTFC.Inst().Record(ctx, ttfc.Seconds(), set...)
 		}
 		for i := 1; i < len(c.ContentChunks); i++ {
 			if gap := c.ContentChunks[i].Sub(c.ContentChunks[i-1]); gap >= 0 {
-				ins.clientTPOC.Inst().Record(ctx, gap.Seconds(), setOpt)
+				ins.clientTPOC.Inst().Record(ctx, gap.Seconds(), set...)
 			}
 		}
 	} else {
 		tokens = ins.serverTokens
 		if timed {
-			ins.serverDuration.Inst().Record(ctx, serverDuration(c).Seconds(), errOpt)
+			ins.serverDuration.Inst().Record(ctx, serverDuration(c).Seconds(), withErr...)
 		}
 		if c.ErrorType == "" {
 			if ttft, ok := serverTTFT(c); ok {
-				ins.serverTTFT.Inst().Record(ctx, ttft.Seconds(), setOpt)
+				ins.serverTTFT.Inst().Record(ctx, ttft.Seconds(), set...)
 			}
 			if tpot, ok := serverTPOT(c); ok {
-				ins.serverTPOT.Inst().Record(ctx, tpot.Seconds(), setOpt)
+				ins.serverTPOT.Inst().Record(ctx, tpot.Seconds(), set...)
 			}
 		}
 	}
 	if n := c.Usage.InputTokens; n != nil && *n >= 0 {
-		tokens.Record(ctx, *n, sets.inputOpt)
+		tokens.Record(ctx, *n, sets.input.rec...)
 	}
 	if n := c.Usage.OutputTokens; n != nil && *n >= 0 {
-		tokens.Record(ctx, *n, sets.outputOpt)
+		tokens.Record(ctx, *n, sets.output.rec...)
 	}
 }
 
 // callSets are the attribute sets one call's measurements are recorded
-// with, as measurement options. Calls to the same model and server share
+// with, as ready option lists. Calls to the same model and server share
 // them, so they are built once and kept: building a set sorts, copies and
-// hashes its attributes, and each option is an allocation.
+// hashes its attributes, and each option, and each option list passed to
+// an instrument, is an allocation.
 type callSets struct {
-	commonOpt  metric.MeasurementOption // the conventions' common attributes
-	withErrOpt metric.MeasurementOption // common, and error.type when the call failed
-	outcomeOpt metric.MeasurementOption // withErr, and llm_observer.truncated when it was cut
-	inputOpt   metric.MeasurementOption // common and gen_ai.token.type=input
-	outputOpt  metric.MeasurementOption // common and gen_ai.token.type=output
+	common  setOptions // the conventions' common attributes
+	withErr setOptions // common, and error.type when the call failed
+	outcome setOptions // withErr, and llm_observer.truncated when it was cut
+	input   setOptions // common and gen_ai.token.type=input
+	output  setOptions // common and gen_ai.token.type=output
+}
+
+// setOptions is one attribute set as the option lists instruments take.
+type setOptions struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
+func optionsOf(set attribute.Set) setOptions {
+	o := metric.WithAttributeSet(set)
+	return setOptions{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}}
 }
 
 // setKey is what the sets depend on.
@@ -260,11 +272,11 @@ func (sc *setCache) get(e *Exporter, c *genai.Call) *callSets {
 		outcome = attribute.NewSet(append(withErr.ToSlice(), keyTruncated.Bool(true))...)
 	}
 	s := &callSets{
-		commonOpt:  metric.WithAttributeSet(set),
-		withErrOpt: metric.WithAttributeSet(withErr),
-		outcomeOpt: metric.WithAttributeSet(outcome),
-		inputOpt:   metric.WithAttributeSet(extendSet(common, semconv.GenAITokenTypeInput)),
-		outputOpt:  metric.WithAttributeSet(extendSet(common, semconv.GenAITokenTypeOutput)),
+		common:  optionsOf(set),
+		withErr: optionsOf(withErr),
+		outcome: optionsOf(outcome),
+		input:   optionsOf(extendSet(common, semconv.GenAITokenTypeInput)),
+		output:  optionsOf(extendSet(common, semconv.GenAITokenTypeOutput)),
 	}
 	sc.sets[k] = s
 	return s

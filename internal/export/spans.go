@@ -27,6 +27,12 @@ func spanName(c *genai.Call) string {
 	return op + " " + c.RequestModel
 }
 
+// The span kinds as options, made once: each option made is an allocation.
+var (
+	clientKind = trace.WithSpanKind(trace.SpanKindClient)
+	serverKind = trace.WithSpanKind(trace.SpanKindServer)
+)
+
 // attrBufs recycles the slices callAttributes fills: the SDK copies what it
 // is given, so one per call in flight is enough.
 var attrBufs = sync.Pool{New: func() any { s := make([]attribute.KeyValue, 0, 64); return &s }}
@@ -215,9 +221,9 @@ func (e *Exporter) emit(pt *processTelemetry, c *genai.Call, self, parent trace.
 		attrBufs.Put(buf)
 	}()
 
-	kind := trace.SpanKindServer
+	kind := serverKind
 	if c.Endpoint.ClientSide {
-		kind = trace.SpanKindClient
+		kind = clientKind
 	}
 	end := c.End
 	if end.Before(c.Start) {
@@ -226,7 +232,7 @@ func (e *Exporter) emit(pt *processTelemetry, c *genai.Call, self, parent trace.
 	// The attributes are set after Start rather than passed to it, which
 	// would copy them once more; the sampler (parent-based, always on)
 	// does not read them.
-	ctx, span := pt.tracer.Start(ctx, spanName(c), trace.WithSpanKind(kind), trace.WithTimestamp(c.Start))
+	ctx, span := pt.tracer.Start(ctx, spanName(c), kind, trace.WithTimestamp(c.Start))
 	span.SetAttributes(spanAttrs...)
 	// Status ERROR only for what the wire said (error.type); a call the
 	// observer saw only in part keeps status unset and says so with
