@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -131,14 +132,18 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("start exporter: %w", err)
 	}
-	defer func() {
+	// The exporter is flushed as soon as the data path has stopped, beside
+	// the probes' removal (which can take seconds: the kernel unregisters
+	// uprobes one by one), not after it; the deferred call waits for it.
+	flushExporter := sync.OnceFunc(func() {
 		sctx, cancel := clock.context(exitReserve)
 		defer cancel()
 		if err := exp.Shutdown(sctx); err != nil && sctx.Err() == nil {
 			fmt.Fprintln(os.Stderr, "llm-observer: flush on exit:", err)
 		}
 		reportLosses(os.Stderr, exp.Losses())
-	}()
+	})
+	defer flushExporter()
 
 	var ready readiness
 	reg := health.NewRegistry()
@@ -164,7 +169,14 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w\n(run 'llm-observer check' to see what this machine lacks)", err)
 	}
-	defer probe.Close()
+	// Left open when the TLS probes could not be removed within the budget:
+	// exiting closes every descriptor, and the kernel detaches what is left.
+	var detachPending atomic.Bool
+	defer func() {
+		if !detachPending.Load() {
+			probe.Close()
+		}
+	}()
 
 	procs, err := discover.NewTable(cfg.ProcRoot)
 	if err != nil {
@@ -197,6 +209,7 @@ func run(args []string) error {
 			select {
 			case <-tlsDone:
 			case <-sctx.Done():
+				detachPending.Store(true)
 			}
 		}()
 	}
@@ -214,6 +227,7 @@ func run(args []string) error {
 	fmt.Fprintf(os.Stderr, "llm-observer %s: watching %d path prefixes, exporting to %s\n",
 		version, len(cfg.Capture.Paths), destination(cfg.Export))
 	err = agent.Run(ctx, probe)
+	go flushExporter()
 	if ctx.Err() != nil {
 		return nil
 	}

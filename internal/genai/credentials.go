@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // credentialHeaders are the request headers whose whole value is a secret.
@@ -189,68 +190,111 @@ func tokenByte(b byte) bool {
 // string of the call — error message, models, ids, tool calls, content,
 // headers kept — with replacement, and reports whether it changed any.
 // It walks the Call's fields by reflection so that a string field added
-// later is scrubbed without anyone remembering to.
+// later is scrubbed without anyone remembering to; the walk is planned once
+// per type, and visits only the fields that can hold text.
 func (c *Call) ScrubCredentials(replacement string) bool {
 	if c == nil || c.Credentials.Empty() {
 		return false
 	}
 	creds := c.Credentials
-	return scrubValue(reflect.ValueOf(c).Elem(), &creds, replacement)
+	return callPlan()(reflect.ValueOf(c).Elem(), &creds, replacement)
 }
 
-var credentialsType = reflect.TypeFor[Credentials]()
+// scrubPlan scrubs the strings inside one value of a known type.
+type scrubPlan func(v reflect.Value, creds *Credentials, repl string) bool
 
-func scrubValue(v reflect.Value, creds *Credentials, repl string) bool {
-	changed := false
-	switch v.Kind() {
+var callPlan = sync.OnceValue(func() scrubPlan { return planFor(reflect.TypeFor[Call]()) })
+
+// planFor returns how to scrub a value of type t, or nil when t holds no
+// text (numbers, times, the Credentials themselves).
+func planFor(t reflect.Type) scrubPlan {
+	switch t.Kind() {
 	case reflect.String:
-		if s := creds.Scrub(v.String(), repl); s != v.String() && v.CanSet() {
-			v.SetString(s)
-			changed = true
+		return func(v reflect.Value, creds *Credentials, repl string) bool {
+			s := v.String()
+			if out := creds.Scrub(s, repl); out != s {
+				v.SetString(out)
+				return true
+			}
+			return false
 		}
 	case reflect.Slice:
-		if v.Type().Elem().Kind() == reflect.Uint8 {
-			if v.Len() == 0 || !v.CanSet() {
+		if t.Elem().Kind() == reflect.Uint8 {
+			return func(v reflect.Value, creds *Credentials, repl string) bool {
+				b := v.Bytes()
+				if out := creds.Scrub(string(b), repl); out != string(b) {
+					v.SetBytes([]byte(out))
+					return true
+				}
 				return false
 			}
-			if s := creds.Scrub(string(v.Bytes()), repl); s != string(v.Bytes()) {
-				v.Set(reflect.ValueOf([]byte(s)).Convert(v.Type()))
-				changed = true
+		}
+		elem := planFor(t.Elem())
+		if elem == nil {
+			return nil
+		}
+		return func(v reflect.Value, creds *Credentials, repl string) bool {
+			changed := false
+			for i := range v.Len() {
+				changed = elem(v.Index(i), creds, repl) || changed
 			}
 			return changed
 		}
-		for i := range v.Len() {
-			changed = scrubValue(v.Index(i), creds, repl) || changed
-		}
-	case reflect.Array:
-		for i := range v.Len() {
-			changed = scrubValue(v.Index(i), creds, repl) || changed
-		}
 	case reflect.Map:
-		if v.Type().Elem().Kind() != reflect.String {
-			return false
+		if t.Elem().Kind() != reflect.String {
+			return nil
 		}
-		iter := v.MapRange()
-		for iter.Next() {
-			if s := creds.Scrub(iter.Value().String(), repl); s != iter.Value().String() {
-				v.SetMapIndex(iter.Key(), reflect.ValueOf(s).Convert(v.Type().Elem()))
-				changed = true
+		return func(v reflect.Value, creds *Credentials, repl string) bool {
+			changed := false
+			iter := v.MapRange()
+			for iter.Next() {
+				s := iter.Value().String()
+				if out := creds.Scrub(s, repl); out != s {
+					v.SetMapIndex(iter.Key(), reflect.ValueOf(out).Convert(t.Elem()))
+					changed = true
+				}
 			}
+			return changed
 		}
 	case reflect.Pointer:
-		if !v.IsNil() && v.Elem().Kind() == reflect.Struct {
-			changed = scrubValue(v.Elem(), creds, repl)
+		if t.Elem().Kind() != reflect.Struct {
+			return nil
+		}
+		elem := planFor(t.Elem())
+		if elem == nil {
+			return nil
+		}
+		return func(v reflect.Value, creds *Credentials, repl string) bool {
+			return !v.IsNil() && elem(v.Elem(), creds, repl)
 		}
 	case reflect.Struct:
-		if v.Type() == credentialsType {
-			return false
+		if t == credentialsType {
+			return nil
 		}
-		t := v.Type()
-		for i := range v.NumField() {
-			if t.Field(i).IsExported() {
-				changed = scrubValue(v.Field(i), creds, repl) || changed
+		type fieldPlan struct {
+			index int
+			plan  scrubPlan
+		}
+		var fields []fieldPlan
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() {
+				if p := planFor(f.Type); p != nil {
+					fields = append(fields, fieldPlan{i, p})
+				}
 			}
 		}
+		if len(fields) == 0 {
+			return nil
+		}
+		return func(v reflect.Value, creds *Credentials, repl string) bool {
+			changed := false
+			for _, f := range fields {
+				changed = f.plan(v.Field(f.index), creds, repl) || changed
+			}
+			return changed
+		}
 	}
-	return changed
+	return nil
 }
+
+var credentialsType = reflect.TypeFor[Credentials]()

@@ -185,3 +185,59 @@ type handlerFunc func(*Call)
 
 func (handlerFunc) CallStarted(*Call)   {}
 func (f handlerFunc) CallEnded(c *Call) { f(c) }
+
+// FuzzCredentials feeds any header value and text through the credential
+// parsers and Scrub: nothing panics, and a value long enough to be scrubbed
+// anywhere never survives in the text, whatever surrounds it.
+func FuzzCredentials(f *testing.F) {
+	f.Add("Bearer sk-test-0123456789abcdef", "Incorrect API key provided: ")
+	f.Add("Basic YWxpY2U6aHVudGVyMjIyMg==", "user alice:hunter2222")
+	f.Add("session=s3cr3t-session-value-42; theme=dark", "echo ")
+	f.Add(`ab"cd<ef>0123456789`, `{"k":"`)
+	f.Add("k9x2p7", "xk9x2p7y")
+	f.Fuzz(func(t *testing.T, value, text string) {
+		c := RequestCredentials(http.Header{
+			"Authorization": {value}, "Api-Key": {value}, "Cookie": {value},
+		}, "key="+value)
+		v := strings.TrimSpace(value)
+		out := c.Scrub(text+v+text, "[REDACTED]")
+		if len(v) >= anywhereSecretBytes && !strings.ContainsAny(v, "[]") && strings.Contains(out, v) {
+			t.Errorf("value %q survived in %q", v, out)
+		}
+	})
+}
+
+// BenchmarkScrubCredentials is what a call to a hosted API pays at export
+// for carrying credentials: the walk of every string of the call, with no
+// echo to replace (the usual case) and with one.
+func BenchmarkScrubCredentials(b *testing.B) {
+	creds := RequestCredentials(http.Header{
+		"Authorization": {"Bearer sk-proj-0123456789abcdefghijklmnop"},
+		"Cookie":        {"session=s3cr3t-session-value-42; theme=dark"},
+	}, "")
+	base := func() *Call {
+		return &Call{
+			Operation: OpChat, Provider: ProviderOpenAI, API: "openai.chat_completions",
+			RequestModel: "gpt-4o-mini", ResponseModel: "gpt-4o-mini-2024-07-18", ResponseID: "chatcmpl-123",
+			FinishReasons: []string{"stop"}, RequestID: "req_abc", RateLimit: map[string]string{"x-ratelimit-remaining-tokens": "9000"},
+			ToolCalls:   []ToolCall{{ID: "call_1", Name: "lookup"}},
+			Credentials: creds,
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		msg  string
+	}{
+		{"no echo", "rate limit exceeded, retry in 20s"},
+		{"401 echo", "Incorrect API key provided: sk-proj-0123456789abcdefghijklmnop"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := base()
+			b.ReportAllocs()
+			for b.Loop() {
+				c.ErrorMessage = bc.msg
+				c.ScrubCredentials("[REDACTED]")
+			}
+		})
+	}
+}
