@@ -29,6 +29,7 @@ type handoff struct {
 	delayNanos    atomic.Uint64 // sum over exported calls of the delay below
 	delayMax      windowMax     // last byte of a response (kernel time) to its call handed to the exporter
 	ring          atomic.Value  // ringBacklog of the source Run reads, once it runs
+	readerRaised  atomic.Bool   // the reader's thread runs at readerNice
 }
 
 // exportItem is one call start or end on its way to the exporter.

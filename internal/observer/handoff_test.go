@@ -1,11 +1,16 @@
 package observer
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/llm-observer/llm-observer/internal/capture"
 	"github.com/llm-observer/llm-observer/internal/discover"
@@ -221,4 +226,68 @@ func BenchmarkSelfSamples(b *testing.B) {
 	for b.Loop() {
 		SelfSamples(a, nil)
 	}
+}
+
+// prioritySource records the scheduling priority its reader runs at.
+type prioritySource struct{ nice int }
+
+func (s *prioritySource) Run(context.Context, func(*capture.Event)) error {
+	prio, err := unix.Getpriority(unix.PRIO_PROCESS, unix.Gettid())
+	if err != nil {
+		return err
+	}
+	s.nice = 20 - prio // the system call answers 20 - nice
+	return nil
+}
+
+func (*prioritySource) ForgetExited(func(uint32) bool) (int, error) { return 0, nil }
+
+// The ring reader runs at a raised priority when allowed, and no thread
+// keeps that priority once it has returned.
+func TestReaderPriority(t *testing.T) {
+	a, exp := newGatedAgent(t, 16, nil)
+	close(exp.gate)
+	src := &prioritySource{}
+	if err := a.Run(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	want, raised := 0, os.Geteuid() == 0
+	if raised {
+		want = readerNice
+	}
+	if src.nice != want || a.ex.readerRaised.Load() != raised {
+		t.Fatalf("reader ran at nice %d (raised %v), want %d (%v)", src.nice, a.ex.readerRaised.Load(), want, raised)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		n := threadsAtNice(t, readerNice)
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d threads still at nice %d after Run returned", n, readerNice)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// threadsAtNice counts this process's threads at the given nice value.
+func threadsAtNice(t *testing.T, nice int) int {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 16 && f[16] == strconv.Itoa(nice) {
+			n++
+		}
+	}
+	return n
 }

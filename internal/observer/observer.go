@@ -39,9 +39,6 @@ type Config struct {
 	// Run drives the agent (default 4096); past it calls are dropped and
 	// counted rather than stall the ring reader.
 	ExportQueue int
-	// Notice is told of processes that called exec or started speaking
-	// TLS, so their TLS libraries can be probed; it must not block.
-	Notice func(pid int)
 	// Verdict is told, for an HTTP/2 connection, whether it carries LLM
 	// calls (decided from its first request's path against LLMPaths; gRPC
 	// never), so the kernel stops sending the others. It must not block.
@@ -198,12 +195,6 @@ func (a *Agent) Stats() *Stats { return &a.stats }
 // Handle processes one capture event.
 func (a *Agent) Handle(ev *capture.Event) {
 	a.stats.Events.Add(1)
-	if ev.Kind == capture.Exec || ev.Kind == capture.TLSSeen {
-		if a.cfg.Notice != nil {
-			a.cfg.Notice(int(ev.Conn.PID))
-		}
-		return
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.conns[refOf(ev.Conn)]
@@ -378,10 +369,10 @@ func (a *Agent) Close(now time.Time) {
 }
 
 // Run drives the agent from a source until ctx is done. Its goroutines:
-// the caller's reads the source and decodes (Handle); one exports finished
-// calls from a bounded queue; one resolves newly seen processes; one sweeps
-// exited processes. On return every call still open has been ended and
-// handed to the exporter.
+// one reads the source and decodes (Handle), on a thread of its own at a
+// raised priority; one exports finished calls from a bounded queue; one
+// resolves newly seen processes; one sweeps exited processes. On return
+// every call still open has been ended and handed to the exporter.
 func (a *Agent) Run(ctx context.Context, p Source) error {
 	if r, ok := p.(ringBacklog); ok {
 		a.ex.ring.Store(r)
@@ -390,7 +381,12 @@ func (a *Agent) Run(ctx context.Context, p Source) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var sweeper sync.WaitGroup
 	sweeper.Go(func() { a.sweepLoop(sweepCtx, p) })
-	err := p.Run(ctx, a.Handle)
+	read := make(chan error, 1)
+	go func() {
+		a.ex.readerRaised.Store(raiseReaderPriority())
+		read <- p.Run(ctx, a.Handle)
+	}()
+	err := <-read
 	stopSweep()
 	sweeper.Wait()
 	a.Close(time.Now())
