@@ -97,12 +97,29 @@ func BenchmarkUsageExtraction(b *testing.B) {
 	}
 }
 
-// BenchmarkCall is a whole short streamed call, request to end.
+// BenchmarkCall is a whole short streamed call, request to end, with the
+// fixture's events cut once beforehand so that only this package is timed.
 func BenchmarkCall(b *testing.B) {
 	fx := loadFixture(b, "testdata/openai_chat_stream_usage.txt")
+	var events []decode.StreamEvent
+	sp := &streamSplitter{kind: fx.resp.Stream}
+	for _, ev := range fx.events {
+		sp.feed(ev.raw, 0, func(int) time.Time { return ev.t }, func(e decode.StreamEvent) { events = append(events, e) })
+	}
+	a := NewAssembler(&Options{}, testEndpoint, nopHandler{})
+	x := &decode.Exchange{Request: fx.req, ClientSide: true}
+	b.ReportMetric(float64(len(events)), "events/call")
 	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		fx.run(b, &Options{}, feedEvents, 0)
+	for b.Loop() {
+		x.Seq++
+		x.HasResponse = false
+		a.Request(x)
+		x.HasResponse, x.Response = true, fx.resp
+		for _, ev := range events {
+			a.Event(x, ev)
+		}
+		x.Response.End = fx.end
+		a.Done(x)
 	}
 }
 
