@@ -16,6 +16,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -88,6 +90,9 @@ const exitReserve = 300 * time.Millisecond
 
 func run(args []string) error {
 	cfg, err := config.FromEnvironment(args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the flags were listed
+	}
 	if err != nil {
 		return err
 	}

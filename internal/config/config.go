@@ -84,7 +84,8 @@ func Load(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) (
 			continue
 		}
 		s := s
-		usage := s.help + " (env " + s.env
+		// Backquotes are Markdown here; flag would take them for a value name.
+		usage := strings.ReplaceAll(s.help, "`", "") + " (env " + s.env
 		if d := s.shownDefault(); d != "" {
 			usage += ", default " + d
 		}
