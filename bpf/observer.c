@@ -106,6 +106,7 @@ enum counter {
 	COUNTER_TLS_NO_SOCKET,
 	COUNTER_JOINED_MIDWAY,
 	COUNTER_VERDICT_DROPPED,
+	COUNTER_NOTICES_LOST,
 	COUNTER_MAX,
 };
 
@@ -127,6 +128,14 @@ struct event {
 	__u8 role;
 	__u8 pad[3];
 	char comm[16];
+};
+
+/* A process event for TLS discovery, on its own ring so that a flood of
+ * data can never crowd it out. */
+struct notice {
+	__u32 pid;
+	__u8 kind;
+	__u8 pad[3];
 };
 
 struct conn_info {
@@ -224,6 +233,7 @@ const volatile __u8 tls_filter = 0;
 /* Force the generator to emit these types for Go. */
 const struct event *unused_event __attribute__((unused));
 const struct conn_info *unused_conn_info __attribute__((unused));
+const struct notice *unused_notice __attribute__((unused));
 const struct path_prefix *unused_path_prefix __attribute__((unused));
 const struct tls_key *unused_tls_key __attribute__((unused));
 const struct tls_call *unused_tls_call __attribute__((unused));
@@ -242,6 +252,11 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 << 10);
+} notices SEC(".maps");
 
 /* Sockets of the syscall source that are TCP and not yet dismissed. Not an
  * LRU: a tracked connection must not be evicted by unrelated churn; a full
@@ -493,16 +508,13 @@ static __always_inline void emit_close(struct conn_state *st, int fd, __u8 sourc
 	submit(r, sizeof(struct event));
 }
 
-/* emit_notice sends a record without a connection (exec, TLS seen); it
- * wakes the reader, because probing the process is urgent. */
+/* emit_notice tells userspace of a process to look at for TLS libraries;
+ * it wakes the reader, because probing the process is urgent. */
 static __always_inline void emit_notice(__u8 kind)
 {
-	__u32 zero = 0;
-	struct record *r = bpf_map_lookup_elem(&scratch, &zero);
-	if (!r)
-		return;
-	fill_header(&r->ev, kind, bpf_ktime_get_ns(), 0, -1, ROLE_UNKNOWN, SOURCE_SYSCALL, 0);
-	submit_flags(r, sizeof(struct event), BPF_RB_FORCE_WAKEUP);
+	struct notice n = {.pid = bpf_get_current_pid_tgid() >> 32, .kind = kind};
+	if (bpf_ringbuf_output(&notices, &n, sizeof(n), BPF_RB_FORCE_WAKEUP))
+		count(COUNTER_NOTICES_LOST, 1);
 }
 
 /* forget_fd drops the syscall state of an fd that was closed or replaced,

@@ -203,7 +203,11 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		agentCfg.Notice = tls.Notice
+		go func() {
+			if err := probe.RunNotices(ctx, func(_ capture.Kind, pid uint32) { tls.Notice(int(pid)) }); err != nil {
+				fmt.Fprintln(os.Stderr, "llm-observer:", err)
+			}
+		}()
 		// Probes go before the kernel objects they use (deferred calls
 		// run last first): Run removes them when ctx ends.
 		tlsDone := make(chan struct{})
@@ -228,10 +232,22 @@ func run(args []string) error {
 	if err := reg.Register(newSelfCollector(agent, probe)); err != nil {
 		return fmt.Errorf("health metrics: %w", err)
 	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- agent.Run(ctx, probe) }()
+	if tls != nil {
+		// Ready means every process running now has its TLS probes: the
+		// first scan reads each executable once, a few seconds on a busy
+		// host. Bounded, so a huge host still comes up.
+		select {
+		case <-tls.Scanned():
+		case <-time.After(30 * time.Second):
+		case <-ctx.Done():
+		}
+	}
 	ready.ready.Store(true)
 	fmt.Fprintf(os.Stderr, "llm-observer %s: watching %d path prefixes, exporting to %s\n",
 		version, len(cfg.Capture.Paths), destination(cfg.Export))
-	err = agent.Run(ctx, probe)
+	err = <-runErr
 	go flushExporter()
 	if ctx.Err() != nil {
 		return nil

@@ -36,10 +36,10 @@ const (
 	Open Kind = Kind(observerEventKindKIND_OPEN)
 	// Close reports that the process closed a tracked connection.
 	Close Kind = Kind(observerEventKindKIND_CLOSE)
-	// Exec reports that a process called exec: it may now map TLS
-	// libraries that need probes.
+	// Exec is a notice (RunNotices) that a process called exec: it may now
+	// map TLS libraries that need probes.
 	Exec Kind = Kind(observerEventKindKIND_EXEC)
-	// TLSSeen reports, once per process, that it made a TLS connection.
+	// TLSSeen is a notice, once per process, that it made a TLS connection.
 	TLSSeen Kind = Kind(observerEventKindKIND_TLS_SEEN)
 )
 

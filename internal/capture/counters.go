@@ -21,6 +21,7 @@ type Counters struct {
 	TLSNoSocket      uint64 // TLS records sent without knowing the connection's socket
 	JoinedMidway     uint64 // connections first seen in a response: the exchange in progress is not reported
 	VerdictDropped   uint64 // HTTP/2 connections dropped on userspace's verdict: not LLM traffic
+	NoticesLost      uint64 // exec and TLS notices lost because their ring was full
 }
 
 // Counters sums the per-CPU counters.
@@ -43,6 +44,7 @@ func (p *Probe) Counters() (Counters, error) {
 		observerCounterCOUNTER_TLS_NO_SOCKET:      &c.TLSNoSocket,
 		observerCounterCOUNTER_JOINED_MIDWAY:      &c.JoinedMidway,
 		observerCounterCOUNTER_VERDICT_DROPPED:    &c.VerdictDropped,
+		observerCounterCOUNTER_NOTICES_LOST:       &c.NoticesLost,
 	}
 	var perCPU []uint64
 	for i, f := range fields {

@@ -65,7 +65,8 @@ const (
 	observerCounterCOUNTER_TLS_NO_SOCKET      observerCounter = 13
 	observerCounterCOUNTER_JOINED_MIDWAY      observerCounter = 14
 	observerCounterCOUNTER_VERDICT_DROPPED    observerCounter = 15
-	observerCounterCOUNTER_MAX                observerCounter = 16
+	observerCounterCOUNTER_NOTICES_LOST       observerCounter = 16
+	observerCounterCOUNTER_MAX                observerCounter = 17
 )
 
 type observerDirection uint32
@@ -144,6 +145,13 @@ type observerIoArgs struct {
 	Pad    [3]uint8
 }
 
+type observerNotice struct {
+	_    structs.HostLayout
+	Pid  uint32
+	Kind uint8
+	Pad  [3]uint8
+}
+
 type observerPathPrefix struct {
 	_    structs.HostLayout
 	Word [6]uint64
@@ -213,6 +221,7 @@ const (
 	observerMapGoLayouts          = "go_layouts"
 	observerMapLlmPaths           = "llm_paths"
 	observerMapLlmPorts           = "llm_ports"
+	observerMapNotices            = "notices"
 	observerMapScratch            = "scratch"
 	observerMapSkip               = "skip"
 	observerMapTlsAllow           = "tls_allow"
@@ -264,6 +273,7 @@ const (
 	observerVarUnusedEventKind    = "unused_event_kind"
 	observerVarUnusedEventSource  = "unused_event_source"
 	observerVarUnusedGoOffsets    = "unused_go_offsets"
+	observerVarUnusedNotice       = "unused_notice"
 	observerVarUnusedPathPrefix   = "unused_path_prefix"
 	observerVarUnusedRole         = "unused_role"
 	observerVarUnusedTlsCall      = "unused_tls_call"
@@ -360,6 +370,7 @@ type observerMapSpecs struct {
 	GoLayouts  *ebpf.MapSpec `ebpf:"go_layouts"`
 	LlmPaths   *ebpf.MapSpec `ebpf:"llm_paths"`
 	LlmPorts   *ebpf.MapSpec `ebpf:"llm_ports"`
+	Notices    *ebpf.MapSpec `ebpf:"notices"`
 	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
 	Skip       *ebpf.MapSpec `ebpf:"skip"`
 	TlsAllow   *ebpf.MapSpec `ebpf:"tls_allow"`
@@ -385,6 +396,7 @@ type observerVariableSpecs struct {
 	UnusedEventKind    *ebpf.VariableSpec `ebpf:"unused_event_kind"`
 	UnusedEventSource  *ebpf.VariableSpec `ebpf:"unused_event_source"`
 	UnusedGoOffsets    *ebpf.VariableSpec `ebpf:"unused_go_offsets"`
+	UnusedNotice       *ebpf.VariableSpec `ebpf:"unused_notice"`
 	UnusedPathPrefix   *ebpf.VariableSpec `ebpf:"unused_path_prefix"`
 	UnusedRole         *ebpf.VariableSpec `ebpf:"unused_role"`
 	UnusedTlsCall      *ebpf.VariableSpec `ebpf:"unused_tls_call"`
@@ -421,6 +433,7 @@ type observerMaps struct {
 	GoLayouts  *ebpf.Map `ebpf:"go_layouts"`
 	LlmPaths   *ebpf.Map `ebpf:"llm_paths"`
 	LlmPorts   *ebpf.Map `ebpf:"llm_ports"`
+	Notices    *ebpf.Map `ebpf:"notices"`
 	Scratch    *ebpf.Map `ebpf:"scratch"`
 	Skip       *ebpf.Map `ebpf:"skip"`
 	TlsAllow   *ebpf.Map `ebpf:"tls_allow"`
@@ -441,6 +454,7 @@ func (m *observerMaps) Close() error {
 		m.GoLayouts,
 		m.LlmPaths,
 		m.LlmPorts,
+		m.Notices,
 		m.Scratch,
 		m.Skip,
 		m.TlsAllow,
@@ -467,6 +481,7 @@ type observerVariables struct {
 	UnusedEventKind    *ebpf.Variable `ebpf:"unused_event_kind"`
 	UnusedEventSource  *ebpf.Variable `ebpf:"unused_event_source"`
 	UnusedGoOffsets    *ebpf.Variable `ebpf:"unused_go_offsets"`
+	UnusedNotice       *ebpf.Variable `ebpf:"unused_notice"`
 	UnusedPathPrefix   *ebpf.Variable `ebpf:"unused_path_prefix"`
 	UnusedRole         *ebpf.Variable `ebpf:"unused_role"`
 	UnusedTlsCall      *ebpf.Variable `ebpf:"unused_tls_call"`

@@ -1,13 +1,16 @@
 package capture
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
 )
 
 // tlsHooks are the OpenSSL functions probed: the plain functions return the
@@ -118,4 +121,34 @@ func (p *Probe) SetVerdict(conn ConnKey, keep bool) error {
 		return fmt.Errorf("verdict on connection %d: %w", conn.ID, err)
 	}
 	return nil
+}
+
+// RunNotices reads the notice ring until ctx is done or the Probe is
+// closed, calling handle with each process that called exec (Exec) or made
+// its first TLS connection (TLSSeen). Notices have a ring of their own, so
+// that a flood of data never delays or drops them.
+func (p *Probe) RunNotices(ctx context.Context, handle func(kind Kind, pid uint32)) error {
+	r, err := ringbuf.NewReader(p.objs.Notices)
+	if err != nil {
+		return fmt.Errorf("open notice ring: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		r.Close()
+	}()
+	defer r.Close()
+	var rec ringbuf.Record
+	for {
+		if err := r.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("read notice ring: %w", err)
+		}
+		if len(rec.RawSample) < int(unsafe.Sizeof(observerNotice{})) {
+			continue
+		}
+		n := (*observerNotice)(unsafe.Pointer(&rec.RawSample[0]))
+		handle(Kind(n.Kind), n.Pid)
+	}
 }

@@ -111,7 +111,12 @@ type TLSProbes struct {
 	stats    TLSStats
 	allowed  map[int]bool
 	retries  map[int]int // processes to look at again, and how many times; only Run's goroutine
+	scanned  chan struct{}
 }
+
+// Scanned is closed once Run has probed the system libraries and every
+// process that was running when it started.
+func (t *TLSProbes) Scanned() <-chan struct{} { return t.scanned }
 
 // maxRetries bounds the processes looked at again after a notice: a build
 // starting hundreds of compilers must not keep the prober busy.
@@ -142,6 +147,7 @@ func NewTLSProbes(procRoot string, att TLSAttacher, opts TLSOptions) (*TLSProbes
 		failed:   map[fileID]bool{},
 		allowed:  map[int]bool{},
 		retries:  map[int]int{},
+		scanned:  make(chan struct{}),
 		stats:    TLSStats{Failures: map[string]uint64{}},
 	}, nil
 }
@@ -164,6 +170,7 @@ func (t *TLSProbes) Run(ctx context.Context) {
 	// meanwhile are served between processes, so a process started now is
 	// not kept waiting behind hundreds that were there before.
 	t.ScanAll()
+	close(t.scanned)
 	rescan := time.NewTicker(t.opts.Rescan)
 	defer rescan.Stop()
 	exits := time.NewTicker(time.Second)

@@ -77,6 +77,7 @@ func SelfSamples(a *Agent, k KernelCounters) []SelfSample {
 		SelfSample{Name: "llm_observer.dropped.records", Reason: "tls_call_map_full", Help: "records lost or incomplete in the kernel", Value: float64(c.TLSCallMapFull)},
 		SelfSample{Name: "llm_observer.kernel.fd_reused", Help: "connection states dropped because their fd came to name another file", Value: float64(c.FDReused)},
 		SelfSample{Name: "llm_observer.tls.calls", Help: "SSL_read/SSL_write calls seen by the TLS probes", Value: float64(c.TLSCalls)},
+		SelfSample{Name: "llm_observer.dropped.records", Reason: "notice_ring_full", Help: "records lost or incomplete in the kernel", Value: float64(c.NoticesLost)},
 		SelfSample{Name: "llm_observer.kernel.joined_midway", Help: "connections first seen in a response: the exchange in progress then is not reported", Value: float64(c.JoinedMidway)},
 		SelfSample{Name: "llm_observer.kernel.verdict_dropped", Help: "HTTP/2 connections dropped on the agent's verdict: not LLM traffic", Value: float64(c.VerdictDropped)},
 		SelfSample{Name: "llm_observer.tls.no_socket", Help: "TLS records sent without knowing their connection's socket (no addresses, no pairing)", Value: float64(c.TLSNoSocket)},

@@ -8,7 +8,8 @@
 // (-http1 forces HTTP/1.1); -h2c speaks HTTP/2 with prior knowledge over
 // cleartext. -n N makes N concurrent calls on one connection, each with
 // "{i}" in BODY replaced by its index; -grpc makes a gRPC-shaped call to
-// URL instead. It prints each response's protocol, status and body size.
+// URL instead; -delay waits before the first call. It prints each
+// response's protocol, status and body size.
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 func main() {
@@ -31,6 +33,7 @@ func main() {
 	http1 := flag.Bool("http1", false, "force HTTP/1.1")
 	n := flag.Int("n", 1, "concurrent calls on one connection")
 	grpc := flag.Bool("grpc", false, "make a gRPC-shaped call")
+	delay := flag.Duration("delay", 0, "wait this long before calling, as a service does between start and its first call")
 	flag.Parse()
 	if flag.NArg() != 2 {
 		fmt.Fprintln(os.Stderr, "usage: goclient [flags] URL BODY")
@@ -58,6 +61,7 @@ func main() {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
 	}
 	client := &http.Client{Transport: tr}
+	time.Sleep(*delay)
 
 	if *grpc {
 		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte{0, 0, 0, 0, 0}))
