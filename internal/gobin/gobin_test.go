@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"go/version"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,13 +61,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// built builds (once per test process) the named build and returns the
-// executable's path.
+// built builds (once per test process) the named build with the installed
+// Go and returns the executable's path.
 func built(tb testing.TB, name string) string {
+	return builtWith(tb, "", name)
+}
+
+// builtWith builds the named build with the Go toolchain given (as
+// GOTOOLCHAIN takes it; "" is the installed Go) and returns the
+// executable's path. Another toolchain builds a copy of the program in a
+// module of its own, since this module needs the installed Go.
+func builtWith(tb testing.TB, toolchain, name string) string {
 	tb.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if p, ok := buildDone[name]; ok {
+	key := toolchain + "/" + name
+	if p, ok := buildDone[key]; ok {
 		return p
 	}
 	i := slices.IndexFunc(builds, func(b build) bool { return b.name == name })
@@ -74,15 +84,42 @@ func built(tb testing.TB, name string) string {
 		tb.Fatalf("no build %q", name)
 	}
 	b := builds[i]
-	out := filepath.Join(buildDir, name)
+	out := filepath.Join(buildDir, strings.ReplaceAll(key, "/", "_"))
 	args := append([]string{"build", "-o", out}, b.args...)
 	cmd := exec.Command("go", append(args, "./testdata/"+b.pkg)...)
 	cmd.Env = append(os.Environ(), b.env...)
+	if toolchain != "" {
+		mod := filepath.Join(buildDir, "module_"+toolchain+"_"+b.pkg)
+		src, err := os.ReadFile(filepath.Join("testdata", b.pkg, "main.go"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.MkdirAll(mod, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		for name, data := range map[string][]byte{"main.go": src, "go.mod": []byte("module " + b.pkg + "\n\ngo 1.17\n")} {
+			if err := os.WriteFile(filepath.Join(mod, name), data, 0o644); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		cmd = exec.Command("go", append(args, ".")...)
+		cmd.Dir = mod
+		cmd.Env = append(os.Environ(), append(b.env, "GOTOOLCHAIN="+toolchain, "GOFLAGS=")...)
+	}
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("go %s: %v\n%s", strings.Join(cmd.Args[1:], " "), err, msg)
 	}
-	buildDone[name] = out
+	buildDone[key] = out
 	return out
+}
+
+// toolchains are the Go versions TestInspectBuilds builds with: the
+// installed one, and those named in LLM_OBSERVER_TEST_GO_TOOLCHAINS
+// (space-separated GOTOOLCHAIN values such as "go1.21.13 go1.24.6", fetched
+// through the module proxy), which cover the version table beyond the
+// installed Go.
+func toolchains() []string {
+	return append([]string{""}, strings.Fields(os.Getenv("LLM_OBSERVER_TEST_GO_TOOLCHAINS"))...)
 }
 
 // TestInspectBuilds checks every kind of build against what the file says
@@ -90,53 +127,78 @@ func built(tb testing.TB, name string) string {
 // disassembler, the bytes at the offsets, and the unstripped twin of each
 // stripped build.
 func TestInspectBuilds(t *testing.T) {
-	for _, b := range builds {
-		if b.pkg != "tlsclient" {
-			continue
+	for _, tc := range toolchains() {
+		wantVersion := tc
+		if tc == "" {
+			wantVersion = runtime.Version()
 		}
-		t.Run(b.name, func(t *testing.T) {
-			path := built(t, b.name)
-			got, err := Inspect(path)
-			if err != nil {
-				t.Fatal(err)
+		for _, b := range builds {
+			if b.pkg != "tlsclient" {
+				continue
 			}
-			if got.GoVersion != runtime.Version() {
-				t.Errorf("GoVersion %q, want %q", got.GoVersion, runtime.Version())
-			}
-			file, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, fn := range []Func{got.Write, got.Read} {
-				checkReturnsAreRETs(t, file, fn)
-			}
-			if got.Write.Name != writeSym || got.Read.Name != readSym {
-				t.Errorf("names %q, %q", got.Write.Name, got.Read.Name)
-			}
-
-			if b.unstripped == "" {
-				if !got.Layout.FromDWARF {
-					t.Error("unstripped build: layout not read from DWARF")
+			t.Run(wantVersion+"/"+b.name, func(t *testing.T) {
+				path := builtWith(t, tc, b.name)
+				got, err := Inspect(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.GoVersion != wantVersion {
+					t.Errorf("GoVersion %q, want %q", got.GoVersion, wantVersion)
+				}
+				file, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
 				}
 				for _, fn := range []Func{got.Write, got.Read} {
-					checkAgainstSymtab(t, path, fn)
-					checkAgainstObjdump(t, path, fn)
+					checkReturnsAreRETs(t, file, fn)
 				}
-				return
-			}
-			if got.Layout.FromDWARF {
-				t.Error("stripped build: layout claims DWARF")
-			}
-			want, err := Inspect(built(t, b.unstripped))
-			if err != nil {
-				t.Fatal(err)
-			}
-			want.Layout.FromDWARF = false
-			if !equalTargets(got, want) {
-				t.Errorf("stripped build differs from %s:\n got %+v\nwant %+v", b.unstripped, got, want)
-			}
-		})
+				if got.Write.Name != writeSym || got.Read.Name != readSym {
+					t.Errorf("names %q, %q", got.Write.Name, got.Read.Name)
+				}
+
+				if b.unstripped == "" {
+					if !got.Layout.FromDWARF {
+						t.Error("unstripped build: layout not read from DWARF")
+					}
+					checkTableRow(t, got)
+					for _, fn := range []Func{got.Write, got.Read} {
+						checkAgainstSymtab(t, path, fn)
+						checkAgainstObjdump(t, path, fn)
+					}
+					return
+				}
+				if got.Layout.FromDWARF {
+					t.Error("stripped build: layout claims DWARF")
+				}
+				want, err := Inspect(builtWith(t, tc, b.unstripped))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want.Layout.FromDWARF = false
+				if !equalTargets(got, want) {
+					t.Errorf("stripped build differs from %s:\n got %+v\nwant %+v", b.unstripped, got, want)
+				}
+			})
+		}
 	}
+}
+
+// checkTableRow: the version table's row for the target's Go equals the
+// layout read from its DWARF.
+func checkTableRow(t *testing.T, got *TLSTarget) {
+	t.Helper()
+	lang := langVersion(got.GoVersion)
+	for _, row := range layoutTable {
+		if version.Compare(lang, row.from) >= 0 && version.Compare(lang, row.to) <= 0 {
+			want := row.layout
+			want.FromDWARF = true
+			if got.Layout != want {
+				t.Errorf("%s: DWARF layout %+v, table %+v", got.GoVersion, got.Layout, want)
+			}
+			return
+		}
+	}
+	t.Errorf("%s: no table row", got.GoVersion)
 }
 
 func equalTargets(a, b *TLSTarget) bool {
