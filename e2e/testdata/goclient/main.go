@@ -8,8 +8,8 @@
 // (-http1 forces HTTP/1.1); -h2c speaks HTTP/2 with prior knowledge over
 // cleartext. -n N makes N concurrent calls on one connection, each with
 // "{i}" in BODY replaced by its index; -grpc makes a gRPC-shaped call to
-// URL instead; -delay waits before the first call. It prints each
-// response's protocol, status and body size.
+// URL instead; -delay waits before the first call; -loop makes one call per
+// line of stdin. It prints each response's protocol, status and body size.
 package main
 
 import (
@@ -19,6 +19,7 @@ import (
 	"crypto/x509"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -34,6 +35,7 @@ func main() {
 	n := flag.Int("n", 1, "concurrent calls on one connection")
 	grpc := flag.Bool("grpc", false, "make a gRPC-shaped call")
 	delay := flag.Duration("delay", 0, "wait this long before calling, as a service does between start and its first call")
+	loop := flag.Bool("loop", false, "make one call per line read from stdin, printing ok after each (for benchmarks)")
 	flag.Parse()
 	if flag.NArg() != 2 {
 		fmt.Fprintln(os.Stderr, "usage: goclient [flags] URL BODY")
@@ -63,6 +65,21 @@ func main() {
 	client := &http.Client{Transport: tr}
 	time.Sleep(*delay)
 
+	if *loop {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+			if err != nil {
+				fail(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if err := drain(client, req); err != nil {
+				fail(err)
+			}
+			fmt.Println("ok")
+		}
+		return
+	}
 	if *grpc {
 		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte{0, 0, 0, 0, 0}))
 		if err != nil {
@@ -105,6 +122,22 @@ func call(client *http.Client, req *http.Request) {
 		fail(err)
 	}
 	fmt.Println(resp.Proto, resp.Status, size)
+}
+
+// drain makes one call and reads its whole response.
+func drain(client *http.Client, req *http.Request) error {
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	return nil
 }
 
 func fail(err error) {

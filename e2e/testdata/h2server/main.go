@@ -15,16 +15,32 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 )
 
-const (
+var (
 	firstChunkDelay = 150 * time.Millisecond
 	chunkGap        = 40 * time.Millisecond
+	words           = []string{"Bonjour", " tout", " le", " monde"}
 )
 
-var words = []string{"Bonjour", " tout", " le", " monde"}
+// unpaced makes the server stream H2SERVER_UNPACED=N chunks without pause
+// and report nothing, for benchmarks.
+func unpaced() bool {
+	n, _ := strconv.Atoi(os.Getenv("H2SERVER_UNPACED"))
+	if n <= 0 {
+		return false
+	}
+	firstChunkDelay, chunkGap, words = 0, 0, nil
+	for i := range n {
+		words = append(words, fmt.Sprintf(" word%d", i))
+	}
+	return true
+}
+
+var quiet = unpaced()
 
 type report struct {
 	Model        string  `json:"model"`
@@ -39,6 +55,9 @@ var out = struct {
 }{enc: json.NewEncoder(os.Stdout)}
 
 func emit(r report) {
+	if quiet {
+		return
+	}
 	out.Lock()
 	defer out.Unlock()
 	out.enc.Encode(r)
