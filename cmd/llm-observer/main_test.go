@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/llm-observer/llm-observer/internal/export"
+	"github.com/llm-observer/llm-observer/internal/health"
 	"github.com/llm-observer/llm-observer/internal/observer"
 )
 
@@ -37,6 +40,46 @@ func TestShutdownClock(t *testing.T) {
 	dl, ok := ctx.Deadline()
 	if !ok || !dl.Equal(first.Add(-300*time.Millisecond)) || !c.deadline.Equal(first) {
 		t.Errorf("deadline %v, want %v: the clock must start once", dl, first.Add(-300*time.Millisecond))
+	}
+}
+
+// TestLossCollector: /metrics has llm_observer_export_dropped_total for
+// every signal and reason, zeros included, so dashboards see the series
+// before the first loss.
+func TestLossCollector(t *testing.T) {
+	exp, err := export.New(context.Background(), export.Config{ConsoleWriter: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exp.Shutdown(context.Background()) //nolint:errcheck // console only
+	reg := health.NewRegistry()
+	if err := reg.Register(newLossCollector(exp)); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]bool{}
+	for _, f := range families {
+		if f.GetName() != "llm_observer_export_dropped_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			series[labels["signal"]+"/"+labels["reason"]] = true
+		}
+	}
+	for _, l := range exp.Losses() {
+		if !series[l.Signal+"/"+l.Reason] {
+			t.Errorf("no series for %s/%s", l.Signal, l.Reason)
+		}
+	}
+	if len(series) != len(exp.Losses()) || len(series) == 0 {
+		t.Errorf("%d series, want %d", len(series), len(exp.Losses()))
 	}
 }
 
