@@ -234,3 +234,32 @@ func TestLossReason(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricPassBounded: a metric pass to a collector that never answers
+// costs one MetricTimeout for all processes together, not one per process.
+func TestMetricPassBounded(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	e, err := New(context.Background(), Config{
+		Endpoint: silentCollector(t), ConsoleWriter: io.Discard, ErrorWriter: io.Discard, HostName: "testhost",
+		MetricInterval: time.Hour, MetricTimeout: timeout, DisableTraces: true, PairWait: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		e.Shutdown(ctx) //nolint:errcheck // nothing can be exported
+	}()
+	callsFromProcesses(e, 20, 20)
+	start := time.Now()
+	if err := e.metricPass(context.Background(), false); err == nil {
+		t.Fatal("a pass to a silent collector succeeded")
+	}
+	if took := time.Since(start); took > 2*timeout {
+		t.Errorf("the pass over 20 processes took %v with a %v timeout", took, timeout)
+	}
+	if total, by := lossesOf(e, signalMetrics); total == 0 || by[LossCollectorDown]+by[LossTimeout] != total {
+		t.Errorf("metric losses %v: want the failed request's points, as collector_down or timeout", by)
+	}
+}
