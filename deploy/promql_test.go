@@ -294,8 +294,8 @@ func TestParsePromQL(t *testing.T) {
 	}{
 		{expr: `up`, want: []promSelector{{metric: "up"}}},
 		{
-			expr: `sum by (gen_ai_request_model, gen_ai_provider_name) (rate(gen_ai_client_operation_duration_seconds_count{service_name=~"$service", gen_ai_request_model=~"${model}"}[$__rate_interval]))`,
-			want: []promSelector{{metric: "gen_ai_client_operation_duration_seconds_count", labels: []string{"service_name", "gen_ai_request_model"}}},
+			expr:     `sum by (gen_ai_request_model, gen_ai_provider_name) (rate(gen_ai_client_operation_duration_seconds_count{service_name=~"$service", gen_ai_request_model=~"${model}"}[$__rate_interval]))`,
+			want:     []promSelector{{metric: "gen_ai_client_operation_duration_seconds_count", labels: []string{"service_name", "gen_ai_request_model"}}},
 			grouping: []string{"gen_ai_request_model", "gen_ai_provider_name"},
 		},
 		{
