@@ -50,8 +50,8 @@ bench:
 
 # The load benchmark: model server, keep-alive client and the observer as
 # real processes, observer off and on in turn; prints the table the README's
-# "Performance" section shows. Needs root. LOAD_FLAGS="-duration 3s -rounds 1"
-# is a quick run (about 2 minutes); the default takes about 8.
+# "Performance" section shows. Needs root. LOAD_FLAGS="-duration 5s -rounds 1"
+# is a quick run (about 3 minutes); the default takes about 10.
 LOAD_FLAGS ?= -duration 10s -rounds 2
 bench-load:
 	@test "$$(id -u)" = 0 || (echo "make bench-load runs the observer, which loads eBPF programs: run it as root" >&2; exit 1)
