@@ -166,6 +166,7 @@ type runResult struct {
 	// With the observer on:
 	obsCPU  float64 // seconds, from the first call to the last span received
 	obsRSS  float64 // peak resident set, bytes
+	obsAnon float64 // anonymous resident memory at the end of the load (heap, stacks), bytes
 	metrics map[string]float64
 	peaks   map[string]float64 // highest value of each lag gauge seen while the load ran
 	spans   spanCounts
@@ -401,7 +402,8 @@ poll:
 	}
 	pid := obs.cmd.Process.Pid
 	r.obsCPU = cpuSeconds(pid) - obs0
-	r.obsRSS = peakRSS(pid)
+	r.obsRSS = procStatus(pid, "VmHWM:")
+	r.obsAnon = procStatus(pid, "RssAnon:")
 	m, err := scrape(obs.healthAddr)
 	if err != nil {
 		return r, fmt.Errorf("observer metrics: %w", err)
@@ -454,14 +456,16 @@ func cpuSeconds(pid int) float64 {
 	return (utime + stime) / clockTicks
 }
 
-// peakRSS is the high-water mark of pid's resident set (VmHWM), in bytes.
-func peakRSS(pid int) float64 {
+// procStatus reads a memory field of /proc/<pid>/status, in bytes: VmHWM
+// is the peak resident set, which counts the ring buffer (mapped twice)
+// and the binary's own pages; RssAnon is the memory the process allocated.
+func procStatus(pid int, field string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return math.NaN()
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb * 1024
 		}
@@ -528,7 +532,7 @@ func losses(m map[string]float64) []string {
 func report(w io.Writer, o *options, results []scenarioResult) {
 	fmt.Fprintf(w, "\nobserver: %s; %s per run, %d off/on pairs per scenario\n\n", o.observer, o.duration, o.rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tobserver\tcalls/s\tevents/s\tp50 ms\tp99 ms\tapp CPU µs/call\tobs CPU µs/call/side\tobs CPU µs/event/side\tobs records/call\tobs RSS MB\tspans/calls×2\tpaired\terrors\t")
+	fmt.Fprintln(tw, "scenario\tobserver\tcalls/s\tevents/s\tp50 ms\tp99 ms\tapp CPU µs/call\tobs CPU µs/call/side\tobs CPU µs/event/side\tobs records/call\tobs RSS MB\tanon MB\tspans/calls×2\tpaired\terrors\t")
 	for _, res := range results {
 		for _, r := range res.runs {
 			c := r.client
@@ -539,11 +543,11 @@ func report(w io.Writer, o *options, results []scenarioResult) {
 				sides := 2 * float64(max(c.Calls, 1))
 				row = append(row, f1(r.obsCPU*1e6/sides), f2(r.obsCPU*1e6/(2*float64(max(c.Events, 1)))),
 					f1(r.metrics["llm_observer_events_total"]/float64(max(c.Calls, 1))),
-					f0(r.obsRSS/(1<<20)),
+					f0(r.obsRSS/(1<<20)), f0(r.obsAnon/(1<<20)),
 					fmt.Sprintf("%d/%d", r.spans.Client+r.spans.Server, 2*c.Calls),
 					fmt.Sprint(r.spans.Paired))
 			} else {
-				row = append(row, "", "", "", "", "", "")
+				row = append(row, "", "", "", "", "", "", "")
 			}
 			row = append(row, fmt.Sprint(c.Errors))
 			fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
@@ -553,10 +557,10 @@ func report(w io.Writer, o *options, results []scenarioResult) {
 
 	fmt.Fprintln(w, "\nwith/without (median over pairs; app CPU counts server and client processes):")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tthroughput\tp50\tp99\tapp CPU/call\tobs µs/call/side\tobs µs/event/side\tobs RSS MB max\tspans received\t")
+	fmt.Fprintln(tw, "scenario\tthroughput\tp50\tp99\tapp CPU/call\tobs µs/call/side\tobs µs/event/side\tobs RSS MB max\tanon MB max\tspans received\t")
 	for _, res := range results {
 		var thr, p50, p99, cpu, perCall, perEvent []float64
-		rss, spans, want := 0.0, 0, 0
+		rss, anon, spans, want := 0.0, 0.0, 0, 0
 		for i := 0; i+1 < len(res.runs); i += 2 {
 			off, on := res.runs[i].client, res.runs[i+1].client
 			thr = append(thr, (float64(on.Calls)/on.Seconds)/(float64(off.Calls)/off.Seconds))
@@ -567,12 +571,13 @@ func report(w io.Writer, o *options, results []scenarioResult) {
 			perCall = append(perCall, r.obsCPU*1e6/(2*float64(max(on.Calls, 1))))
 			perEvent = append(perEvent, r.obsCPU*1e6/(2*float64(max(on.Events, 1))))
 			rss = max(rss, r.obsRSS)
+			anon = max(anon, r.obsAnon)
 			spans += r.spans.Client + r.spans.Server
 			want += 2 * on.Calls
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.sc.name,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.sc.name,
 			f2(median(thr)), f2(median(p50)), f2(median(p99)), f2(median(cpu)),
-			f1(median(perCall)), f2(median(perEvent)), f0(rss/(1<<20)),
+			f1(median(perCall)), f2(median(perEvent)), f0(rss/(1<<20)), f0(anon/(1<<20)),
 			fmt.Sprintf("%d/%d (%.1f%%)", spans, want, 100*float64(spans)/float64(max(want, 1))))
 	}
 	tw.Flush()
