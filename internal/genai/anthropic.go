@@ -18,7 +18,7 @@ type anthropicRequest struct {
 	Model         string            `json:"model"`
 	MaxTokens     optInt            `json:"max_tokens"`
 	System        span              `json:"system"`
-	Messages      span              `json:"messages"`
+	Messages      listSpan          `json:"messages"`
 	Temperature   optFloat          `json:"temperature"`
 	TopP          optFloat          `json:"top_p"`
 	TopK          optFloat          `json:"top_k"`
@@ -87,11 +87,11 @@ func (f *anthropicCall) request(st *callState, body []byte, _, _ string) bool {
 	c.StopSequences = r.StopSequences
 	c.ServiceTier = r.ServiceTier
 	c.OutputType = outputType(r.OutputFormat.Type)
-	c.Messages = countArray(r.Messages)
+	c.Messages = r.Messages.n
 	st.setEndUser(r.Metadata.UserID)
 	if st.opts.CaptureInput {
 		c.SystemInstructions = systemParts(r.System)
-		c.InputMessages = anthropicInput(r.Messages)
+		c.InputMessages = anthropicInput(r.Messages.raw)
 		c.ToolDefinitions = toolDefinitions(r.Tools)
 	}
 	return true

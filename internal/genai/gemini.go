@@ -65,7 +65,7 @@ type geminiPromptFeedback struct {
 }
 
 type geminiRequest struct {
-	Contents          span         `json:"contents"`
+	Contents          listSpan     `json:"contents"`
 	SystemInstruction span         `json:"systemInstruction"`
 	Tools             span         `json:"tools"`
 	GenerationConfig  geminiConfig `json:"generationConfig"`
@@ -111,11 +111,11 @@ func (f *geminiCall) request(st *callState, body []byte, path, query string) boo
 		c.OutputType = "text"
 	}
 	if !f.embed {
-		c.Messages = countArray(r.Contents)
+		c.Messages = r.Contents.n
 	}
 	if st.opts.CaptureInput && !f.embed {
 		c.SystemInstructions = geminiSystem(r.SystemInstruction)
-		c.InputMessages = geminiInput(r.Contents)
+		c.InputMessages = geminiInput(r.Contents.raw)
 		c.ToolDefinitions = toolDefinitions(r.Tools)
 	}
 	return true

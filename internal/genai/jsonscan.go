@@ -38,6 +38,8 @@ type jsonReader struct {
 	keyBuf []byte
 	// skipStack holds the kinds of the containers being skipped.
 	skipStack []byte
+	// elems counts the elements of the last array skipped.
+	elems int
 }
 
 // maxJSONDepth is encoding/json's nesting limit, kept so both accept the same texts.
@@ -477,8 +479,12 @@ func hex4(b []byte) rune {
 // the kinds of the open containers on skipStack.
 func (r *jsonReader) skipContainer() {
 	base := len(r.skipStack)
+	elems := 0
 	for {
 		// At the start of a value.
+		if len(r.skipStack) == base+1 && r.skipStack[base] == '[' {
+			elems++
+		}
 		switch c := r.peek(); c {
 		case '{', '[':
 			if !r.push() {
@@ -506,6 +512,7 @@ func (r *jsonReader) skipContainer() {
 		// After a value: close containers or move to the next member.
 		for {
 			if r.err || len(r.skipStack) == base {
+				r.elems = elems
 				return
 			}
 			top := r.skipStack[len(r.skipStack)-1]
@@ -577,6 +584,21 @@ func (r *jsonReader) str(dst *string) {
 	v := r.value()
 	if len(v) > 0 && v[0] == '"' {
 		*dst = unquote(v)
+	}
+}
+
+// list keeps the value's text and, for an array, its length, counted on
+// the way over it rather than in a second pass.
+func (r *jsonReader) list(dst *listSpan) {
+	r.ws()
+	start := r.i
+	r.skip()
+	if r.err {
+		return
+	}
+	dst.raw, dst.n = r.b[start:r.i], 0
+	if dst.raw[0] == '[' {
+		dst.n = r.elems
 	}
 }
 

@@ -105,6 +105,20 @@ func (s span) clone() json.RawMessage {
 	return append(json.RawMessage(nil), s...)
 }
 
+// listSpan is a value kept as it appeared, like span, with the number of
+// elements when it is an array: a prompt's messages, counted as the reader
+// passes over them instead of in a second pass.
+type listSpan struct {
+	raw span
+	n   int
+}
+
+// UnmarshalJSON keeps the value and counts its elements.
+func (l *listSpan) UnmarshalJSON(b []byte) error {
+	l.raw, l.n = b, countArray(b)
+	return nil
+}
+
 // optInt is an integer that remembers whether it was observed. Malformed
 // values are treated as absent rather than failing the whole object.
 type optInt struct {

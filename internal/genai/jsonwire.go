@@ -63,7 +63,7 @@ func (v *chatRequest) readFrom(r *jsonReader) {
 		case "model":
 			r.str(&v.Model)
 		case "messages":
-			r.span(&v.Messages)
+			r.list(&v.Messages)
 		case "prompt":
 			r.span(&v.Prompt)
 		case "stream":
@@ -383,7 +383,7 @@ func (v *ollamaRequest) readFrom(r *jsonReader) {
 		case "model":
 			r.str(&v.Model)
 		case "messages":
-			r.span(&v.Messages)
+			r.list(&v.Messages)
 		case "prompt":
 			r.span(&v.Prompt)
 		case "system":
@@ -539,7 +539,7 @@ func (v *anthropicRequest) readFrom(r *jsonReader) {
 		case "system":
 			r.span(&v.System)
 		case "messages":
-			r.span(&v.Messages)
+			r.list(&v.Messages)
 		case "temperature":
 			r.optFloat(&v.Temperature)
 		case "top_p":
@@ -691,7 +691,7 @@ func (v *geminiRequest) readFrom(r *jsonReader) {
 	retry:
 		switch string(r.key) {
 		case "contents":
-			r.span(&v.Contents)
+			r.list(&v.Contents)
 		case "systemInstruction":
 			r.span(&v.SystemInstruction)
 		case "tools":
@@ -884,7 +884,7 @@ func (v *responsesRequest) readFrom(r *jsonReader) {
 		case "model":
 			r.str(&v.Model)
 		case "input":
-			r.span(&v.Input)
+			r.list(&v.Input)
 		case "instructions":
 			r.span(&v.Instructions)
 		case "stream":

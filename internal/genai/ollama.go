@@ -34,7 +34,7 @@ type ollamaOptions struct {
 
 type ollamaRequest struct {
 	Model    string        `json:"model"`
-	Messages span          `json:"messages"`
+	Messages listSpan      `json:"messages"`
 	Prompt   span          `json:"prompt"`
 	System   span          `json:"system"`
 	Stream   optBool       `json:"stream"`
@@ -100,9 +100,9 @@ func (f *ollamaCall) request(st *callState, body []byte, path, _ string) bool {
 	}
 	switch f.kind {
 	case ollamaChat:
-		c.Messages = countArray(r.Messages)
+		c.Messages = r.Messages.n
 		if st.opts.CaptureInput {
-			c.InputMessages = ollamaInput(r.Messages)
+			c.InputMessages = ollamaInput(r.Messages.raw)
 		}
 	case ollamaGenerate:
 		if st.opts.CaptureInput {

@@ -31,7 +31,7 @@ type chatCall struct {
 
 type chatRequest struct {
 	Model               string   `json:"model"`
-	Messages            span     `json:"messages"`
+	Messages            listSpan `json:"messages"`
 	Prompt              span     `json:"prompt"`
 	Stream              optBool  `json:"stream"`
 	Temperature         optFloat `json:"temperature"`
@@ -221,9 +221,9 @@ func (f *chatCall) request(st *callState, body []byte, path, _ string) bool {
 	}
 	switch f.kind {
 	case chatCompletions:
-		c.Messages = countArray(r.Messages)
+		c.Messages = r.Messages.n
 		if st.opts.CaptureInput {
-			c.InputMessages = openAIInput(r.Messages)
+			c.InputMessages = openAIInput(r.Messages.raw)
 		}
 	case textCompletions:
 		if st.opts.CaptureInput {

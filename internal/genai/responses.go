@@ -15,7 +15,7 @@ type responsesCall struct {
 
 type responsesRequest struct {
 	Model              string        `json:"model"`
-	Input              span          `json:"input"`
+	Input              listSpan      `json:"input"`
 	Instructions       span          `json:"instructions"`
 	Stream             optBool       `json:"stream"`
 	MaxOutputTokens    optInt        `json:"max_output_tokens"`
@@ -107,14 +107,14 @@ func (f *responsesCall) request(st *callState, body []byte, _, _ string) bool {
 		c.ConversationID = r.PreviousResponseID
 	}
 	switch {
-	case r.Input.hasText():
+	case r.Input.raw.hasText():
 		c.Messages = 1
 	default:
-		c.Messages = countArray(r.Input)
+		c.Messages = r.Input.n
 	}
 	if st.opts.CaptureInput {
 		c.SystemInstructions = systemParts(r.Instructions)
-		c.InputMessages = responsesInput(r.Input)
+		c.InputMessages = responsesInput(r.Input.raw)
 		c.ToolDefinitions = toolDefinitions(r.Tools)
 	}
 	return true
