@@ -291,3 +291,33 @@ func threadsAtNice(t *testing.T, nice int) int {
 	}
 	return n
 }
+
+// BenchmarkHandoff is what handing a call to the exporter costs the ring
+// reader: a snapshot of the call at its start and two queue sends, against
+// calling an exporter that does nothing directly. Whatever the real
+// exporter spends happens on its own goroutine.
+func BenchmarkHandoff(b *testing.B) {
+	procs, err := discover.NewTable("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, queued := range []bool{false, true} {
+		b.Run(fmt.Sprintf("queued=%v", queued), func(b *testing.B) {
+			exp := &countingExporter{}
+			a := New(Config{}, procs, nil, exp)
+			if queued {
+				defer a.startExport()()
+			}
+			sink := &callSink{a: a, res: a.newResource(os.Getpid(), "bench")}
+			call := &genai.Call{Operation: "chat", Provider: "openai", RequestModel: "gpt-4o-mini", Stream: true,
+				InputMessages: make([]genai.Message, 2), FinishReasons: []string{"stop"}, End: time.Now()}
+			b.ReportAllocs()
+			for b.Loop() {
+				a.mu.Lock()
+				sink.CallStarted(call)
+				sink.CallEnded(call)
+				a.mu.Unlock()
+			}
+		})
+	}
+}
