@@ -219,7 +219,7 @@ func runScenario(o *options, recv *receiver, sc scenario) (scenarioResult, error
 				onOff(on), float64(r.client.Calls)/r.client.Seconds, r.client.P99ms, r.client.Errors,
 				r.spans.Client+r.spans.Server, 2*r.client.Calls)
 			res.runs = append(res.runs, r)
-			time.Sleep(time.Second) // let the last connections close
+			time.Sleep(300 * time.Millisecond) // let the last connections close
 		}
 	}
 	return res, nil
