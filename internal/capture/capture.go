@@ -526,9 +526,15 @@ func (p *Probe) Close() error {
 	if p.reader != nil {
 		errs = append(errs, p.reader.Close())
 	}
-	for _, l := range p.links {
-		errs = append(errs, l.Close())
+	// Detaching waits for the kernel to quiesce, per link: together the
+	// waits overlap, one after another they took over a second.
+	linkErrs := make([]error, len(p.links))
+	var wg sync.WaitGroup
+	for i, l := range p.links {
+		wg.Go(func() { linkErrs[i] = l.Close() })
 	}
+	wg.Wait()
+	errs = append(errs, linkErrs...)
 	errs = append(errs, p.objs.Close())
 	return errors.Join(errs...)
 }

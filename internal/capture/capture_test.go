@@ -193,7 +193,9 @@ func TestCheckPassesHere(t *testing.T) {
 func TestAttachMidExchange(t *testing.T) {
 	requireRoot(t)
 	port, _ := startServer(t, "127.0.0.1")
-	client := exec.Command("python3", "testdata/keepalive_client.py", "127.0.0.1", port, "1.5")
+	// The client waits 3 s between its two requests: loading the programs
+	// takes about a second on a quiet machine, several on a busy one.
+	client := exec.Command("python3", "testdata/keepalive_client.py", "127.0.0.1", port, "3")
 	out, err := client.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -37,10 +37,15 @@ type tlsAttachment struct {
 
 func (a *tlsAttachment) Close() error {
 	a.once.Do(func() {
-		var errs []error
-		for _, l := range a.links {
-			errs = append(errs, l.Close())
+		// Each removal waits for the kernel to quiesce (an RCU grace
+		// period); one after another, a few hundred probes took seconds,
+		// together they take about one.
+		errs := make([]error, len(a.links))
+		var wg sync.WaitGroup
+		for i, l := range a.links {
+			wg.Go(func() { errs[i] = l.Close() })
 		}
+		wg.Wait()
 		if a.release != nil {
 			a.release()
 		}

@@ -112,6 +112,7 @@ type TLSProbes struct {
 	allowed  map[int]bool
 	retries  map[int]int // processes to look at again, and how many times; only Run's goroutine
 	scanned  chan struct{}
+	stop     <-chan struct{} // closed when Run's ctx is done
 }
 
 // Scanned is closed once Run has probed the system libraries and every
@@ -164,6 +165,7 @@ func (t *TLSProbes) Notice(pid int) {
 // Run probes the system libraries and every process, then follows notices
 // and rescans until ctx is done, and finally removes every probe.
 func (t *TLSProbes) Run(ctx context.Context) {
+	t.stop = ctx.Done()
 	defer t.Close()
 	t.probeSystem()
 	// The first scan reads every process's executable; notices that come
@@ -256,6 +258,13 @@ func (t *TLSProbes) ScanAll() {
 		return
 	}
 	for _, p := range procs {
+		select {
+		case <-t.stop:
+			// Shutting down: a scan of a busy host takes seconds that
+			// the shutdown budget does not have.
+			return
+		default:
+		}
 		t.serveNotices()
 		t.ScanPID(p.PID)
 	}
@@ -579,10 +588,13 @@ func (t *TLSProbes) dropUserLocked(id fileID, pid int) {
 func (t *TLSProbes) Close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// In parallel: removing probes waits on the kernel per file.
+	var wg sync.WaitGroup
 	for id, f := range t.files {
-		f.closer.Close()
+		wg.Go(func() { f.closer.Close() })
 		delete(t.files, id)
 	}
+	wg.Wait()
 	t.procs = map[int]*tlsProc{}
 }
 
