@@ -33,7 +33,7 @@ const maxFuncSize = 1 << 20
 // findFuncs finds the probed functions of a Go executable: their entries
 // from .gopclntab, their returns by disassembly. It returns Write then
 // Read.
-func findFuncs(f *elf.File, r sized, goVersion string) ([2]Func, error) {
+func findFuncs(f *elf.File, r sized) ([2]Func, error) {
 	var out [2]Func
 	tab, vaddr, err := pclntab(f, r)
 	if err != nil {
@@ -57,7 +57,7 @@ func findFuncs(f *elf.File, r sized, goVersion string) ([2]Func, error) {
 	for i, name := range [2]string{writeSym, readSym} {
 		fns[i] = st.LookupFunc(name)
 		if fns[i] == nil {
-			return out, &UnsupportedError{Reason: ReasonNoTLS, GoVersion: goVersion, Detail: "no " + name}
+			return out, &UnsupportedError{Reason: ReasonNoTLS, Detail: "no " + name}
 		}
 		if fns[i].End <= fns[i].Entry || fns[i].End-fns[i].Entry > maxFuncSize {
 			return out, fmt.Errorf("%s: implausible size %d", name, int64(fns[i].End-fns[i].Entry))

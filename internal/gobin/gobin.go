@@ -207,19 +207,24 @@ func inspect(r sized) (t *TLSTarget, err error) {
 		return nil, &UnsupportedError{Reason: ReasonGoTooOld, GoVersion: bi.GoVersion, Detail: "the probes need the register ABI of " + minVersion + " or later"}
 	}
 
-	funcs, err := findFuncs(f, r, bi.GoVersion)
+	funcs, err := findFuncs(f, r)
 	if err != nil {
-		return nil, err
+		return nil, withVersion(err, bi.GoVersion)
 	}
 	layout, err := connLayout(f, r, lang)
 	if err != nil {
-		var u *UnsupportedError
-		if errors.As(err, &u) {
-			u.GoVersion = bi.GoVersion
-		}
-		return nil, err
+		return nil, withVersion(err, bi.GoVersion)
 	}
 	return &TLSTarget{GoVersion: bi.GoVersion, Write: funcs[0], Read: funcs[1], Layout: layout}, nil
+}
+
+// withVersion puts the Go version into an *UnsupportedError in err.
+func withVersion(err error, goVersion string) error {
+	var u *UnsupportedError
+	if errors.As(err, &u) {
+		u.GoVersion = goVersion
+	}
+	return err
 }
 
 // langVersion reduces a toolchain version as buildinfo gives it ("go1.22.3",

@@ -485,6 +485,13 @@ func TestUnsupported(t *testing.T) {
 	}
 	arm64 := bytes.Clone(read("stripped"))
 	binary.LittleEndian.PutUint16(arm64[18:], uint16(elf.EM_AARCH64))
+	// Write starting with NOPs instead of the stack check through R14.
+	target, err := Inspect(built(t, "stripped"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noPrologue := bytes.Clone(read("stripped"))
+	copy(noPrologue[target.Write.Entry:], bytes.Repeat([]byte{0x90}, 8))
 
 	for _, tc := range []struct {
 		name    string
@@ -498,6 +505,7 @@ func TestUnsupported(t *testing.T) {
 		{"empty file", write("empty", nil), ReasonNotELF, ""},
 		{"arm64", write("arm64", arm64), ReasonNotAMD64, ""},
 		{"Go without crypto/tls", built(t, "notls"), ReasonNoTLS, runtime.Version()},
+		{"Write without the register ABI prologue", write("noprologue", noPrologue), ReasonUnknownCode, runtime.Version()},
 		{"Go 1.16", write("go116", patchVersion(read("stripped"), old)), ReasonGoTooOld, strings.Replace(runtime.Version(), lang, old, 1)},
 		{"Go past the table without DWARF", write("go199", patchVersion(read("stripped"), newer)), ReasonNoLayout, strings.Replace(runtime.Version(), lang, newer, 1)},
 	} {
