@@ -174,6 +174,10 @@ const (
 	defaultDrain  = 20 * time.Millisecond
 )
 
+// inFlightEntries, when set, replaces the size of the map of system calls
+// in flight, so that tests can fill it.
+var inFlightEntries uint32
+
 // Probe is the loaded and attached kernel side.
 type Probe struct {
 	objs   observerObjects
@@ -225,6 +229,9 @@ func Load(cfg Config) (*Probe, error) {
 		return nil, fmt.Errorf("set tls_filter: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = uint32(cfg.RingBytes)
+	if inFlightEntries > 0 {
+		spec.Maps["active"].MaxEntries = inFlightEntries
+	}
 
 	p := &Probe{drain: cfg.DrainInterval, clock: newClock()}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {

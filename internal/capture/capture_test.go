@@ -52,6 +52,7 @@ type collected struct {
 	opens   map[ConnKey]*Event
 	closes  map[ConnKey]bool
 	streams map[ConnKey]*[2]stream
+	lost    map[ConnKey]*[2]bool // directions with a record flagged Lost
 }
 
 func (c *collected) handle(ev *Event) {
@@ -69,6 +70,14 @@ func (c *collected) handle(ev *Event) {
 			s = new([2]stream)
 			c.streams[ev.Conn] = s
 		}
+		if ev.Lost {
+			l := c.lost[ev.Conn]
+			if l == nil {
+				l = new([2]bool)
+				c.lost[ev.Conn] = l
+			}
+			l[ev.Dir] = true
+		}
 		d := &s[ev.Dir]
 		if ev.Offset != d.next {
 			d.gaps++
@@ -81,7 +90,7 @@ func (c *collected) handle(ev *Event) {
 // collect runs p into a new collection until the returned stop is called;
 // stop gives the ring a moment to drain and fails the test if Run failed.
 func collect(t *testing.T, p *Probe) (c *collected, stop func()) {
-	c = &collected{opens: map[ConnKey]*Event{}, closes: map[ConnKey]bool{}, streams: map[ConnKey]*[2]stream{}}
+	c = &collected{opens: map[ConnKey]*Event{}, closes: map[ConnKey]bool{}, streams: map[ConnKey]*[2]stream{}, lost: map[ConnKey]*[2]bool{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx, c.handle) }()
