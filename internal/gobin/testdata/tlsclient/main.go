@@ -1,12 +1,14 @@
 // Command tlsclient is a small Go HTTPS client built by the gobin tests, so
 // that its executable holds crypto/tls and net/http the way an LLM SDK's
-// would. Run, it posts one chat request to the URL given and prints the
-// status.
+// would. Run, it posts one chat request to the URL given, reads the whole
+// response and prints its status and length. It trusts the certificates in
+// $SSL_CERT_FILE, as any Go program on Linux does.
 package main
 
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -28,5 +30,10 @@ func main() {
 		os.Exit(1)
 	}
 	defer resp.Body.Close()
-	fmt.Println(resp.Status)
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(resp.Proto, resp.Status, n)
 }
