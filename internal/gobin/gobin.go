@@ -38,7 +38,18 @@ import (
 //
 // The arguments are not live at a RET: RAX/RBX/RCX hold results there, so
 // whatever the return probe needs from the entry (the buffer pointer, the
-// *tls.Conn) must be saved at entry under the goroutine key.
+// *tls.Conn) must be saved at entry under the goroutine key (with the
+// process id: goroutine addresses are per process).
+//
+// Read blocks until a record arrives: its goroutine parks and may resume
+// on another thread, so a thread id cannot pair entry and return, and an
+// entry may never see its return (the process exits, or the call is still
+// waiting), so the saved state needs an LRU map. While parked, the
+// goroutine's stack may be moved by the garbage collector; a b that points
+// into it (between g.stack.lo at [R14+0] and g.stack.hi at [R14+8]) is
+// best saved as an offset from stack.hi and rebased at return. Write's
+// plaintext is complete at entry; its return says how much of it was sent
+// (n < len(b) only with an error).
 type TLSTarget struct {
 	// GoVersion is the toolchain that built the file, as debug/buildinfo
 	// reports it, e.g. "go1.26.8".
@@ -151,10 +162,14 @@ const (
 )
 
 // Inspect reads the Go executable at path and says where to put the
-// crypto/tls probes. An executable that cannot be probed (not Go, Go
-// before 1.17, not amd64, no crypto/tls, no known struct layout) gives an
-// *UnsupportedError; a file that cannot be read or parsed gives another
-// error.
+// crypto/tls probes. Supported: linux/amd64 executables built by Go 1.17
+// or later with DWARF, or by Go 1.17 through 1.26 without (stripped), in
+// any build mode (static, cgo, PIE, external linking). An executable that
+// cannot be probed (not Go, Go before 1.17, not amd64, no crypto/tls, no
+// known struct layout, unexpected code) gives an *UnsupportedError; a file
+// that cannot be read or parsed gives another error. It reads a few
+// megabytes and takes milliseconds: run it once per executable (by device
+// and inode), not per process.
 func Inspect(path string) (*TLSTarget, error) {
 	f, err := os.Open(path)
 	if err != nil {
