@@ -17,6 +17,8 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
@@ -515,5 +517,29 @@ func TestChartGatewayIsTheCollectorManifest(t *testing.T) {
 	if got.Image != want.Image || !reflect.DeepEqual(got.Ports, want.Ports) || !reflect.DeepEqual(got.SecurityContext, want.SecurityContext) ||
 		!reflect.DeepEqual(got.Resources, want.Resources) || !reflect.DeepEqual(got.LivenessProbe, want.LivenessProbe) {
 		t.Errorf("the chart's collector container differs from collector.yaml's:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestChartLint(t *testing.T) {
+	// helm lint: Chart.yaml's fields, the templates' YAML, and Kubernetes
+	// API versions that are deprecated or gone.
+	for _, tc := range chartCases {
+		t.Run(tc.name, func(t *testing.T) {
+			vals := chartutil.Values{}
+			if tc.values != "" {
+				var err error
+				if vals, err = chartutil.ReadValuesFile(tc.values); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, m := range lint.All(chartDir, vals, releaseNamespace, false).Messages {
+				// Info is advice such as "icon is recommended".
+				if m.Severity > support.InfoSev {
+					t.Error(m)
+				} else {
+					t.Log(m)
+				}
+			}
+		})
 	}
 }

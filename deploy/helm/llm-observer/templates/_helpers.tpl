@@ -41,10 +41,12 @@ collector of deploy/collector.yaml. */}}
 {{- define "llm-observer.otlpEndpoint" -}}
 {{- if .Values.otlp.endpoint -}}
 {{- .Values.otlp.endpoint -}}
-{{- else if .Values.gateway.enabled -}}
+{{- else -}}
 {{- $port := ternary "4317" "4318" (eq .Values.otlp.protocol "grpc") -}}
+{{- if .Values.gateway.enabled -}}
 {{- printf "http://%s.%s.svc:%s" (include "llm-observer.collectorName" .) .Release.Namespace $port -}}
 {{- else -}}
-http://otel-collector.observability.svc:4317
+{{- printf "http://otel-collector.observability.svc:%s" $port -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
