@@ -324,7 +324,8 @@ func TestTLSOpenSSL(t *testing.T) {
 	}
 	waitFor(t, 2*time.Second, "node's executable probed", func() bool { return sslLinks(t) > baseLinks })
 	idle.Wait()
-	waitFor(t, 5*time.Second, "node's probes removed after it exited", func() bool { return sslLinks(t) == baseLinks })
+	// They linger 3 s for a process of the same file to come, then go.
+	waitFor(t, 10*time.Second, "node's probes removed after it exited", func() bool { return sslLinks(t) == baseLinks })
 
 	// Killed without a chance to clean up, the observer leaves no probe:
 	// the kernel frees them with its file descriptors.

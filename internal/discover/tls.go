@@ -84,7 +84,15 @@ type probedFile struct {
 	closer io.Closer
 	pinned bool             // a system library, probed for the observer's lifetime
 	users  map[int]struct{} // processes mapping it
+	idle   time.Time        // when its last user went; zero while it has one
 }
+
+// linger is how long a file keeps its probes after its last process went,
+// so that a program run again and again (a CLI, a job, a test) finds them
+// still there: removing probes takes the kernel a tenth of a second each
+// on a busy machine, and attaching them again only after the new process
+// has started would miss its first calls.
+const linger = 3 * time.Second
 
 type tlsProc struct {
 	start uint64 // start ticks: tells a reused pid apart
@@ -112,7 +120,8 @@ type TLSProbes struct {
 	allowed  map[int]bool
 	retries  map[int]int // processes to look at again, and how many times; only Run's goroutine
 	scanned  chan struct{}
-	stop     <-chan struct{} // closed when Run's ctx is done
+	stop     <-chan struct{}          // closed when Run's ctx is done
+	closing  map[fileID]chan struct{} // files whose probes are being removed
 }
 
 // Scanned is closed once Run has probed the system libraries and every
@@ -149,6 +158,7 @@ func NewTLSProbes(procRoot string, att TLSAttacher, opts TLSOptions) (*TLSProbes
 		allowed:  map[int]bool{},
 		retries:  map[int]int{},
 		scanned:  make(chan struct{}),
+		closing:  map[fileID]chan struct{}{},
 		stats:    TLSStats{Failures: map[string]uint64{}},
 	}, nil
 }
@@ -336,6 +346,7 @@ func (t *TLSProbes) ScanPID(pid int) {
 			}
 		}
 		f.users[pid] = struct{}{}
+		f.idle = time.Time{}
 		p.files = append(p.files, id)
 	}
 	if old != nil {
@@ -370,6 +381,10 @@ func (t *TLSProbes) attach(id fileID, path string) *probedFile {
 	}
 	if len(t.analyzed) >= maxRemembered {
 		clear(t.analyzed)
+	}
+	if done, ok := t.closing[id]; ok {
+		<-done
+		delete(t.closing, id)
 	}
 	c, err := t.probeFile(id, path)
 	if err == nil && c == nil {
@@ -542,6 +557,7 @@ func (t *TLSProbes) ReleaseExited() {
 		t.releaseLocked(pid)
 		t.mu.Unlock()
 	}
+	t.removeIdle(time.Now())
 }
 
 func (t *TLSProbes) alive(pid int, start uint64) bool {
@@ -574,14 +590,33 @@ func (t *TLSProbes) dropUserLocked(id fileID, pid int) {
 		return
 	}
 	delete(f.users, pid)
-	if len(f.users) > 0 || f.pinned {
-		return
+	if len(f.users) == 0 && !f.pinned && f.idle.IsZero() {
+		f.idle = time.Now()
 	}
-	if err := f.closer.Close(); err != nil {
-		t.opts.Logf("remove TLS probes from %s: %v", f.path, err)
+}
+
+// removeIdle takes the probes off files that have had no process for
+// linger. The kernel's removal is slow, so it happens off this goroutine;
+// a file probed again meanwhile waits for it (see attach), so that two sets
+// of probes never fire for one call.
+func (t *TLSProbes) removeIdle(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, f := range t.files {
+		if f.idle.IsZero() || now.Sub(f.idle) < linger {
+			continue
+		}
+		delete(t.files, id)
+		t.stats.Detaches++
+		done := make(chan struct{})
+		t.closing[id] = done
+		go func() {
+			defer close(done)
+			if err := f.closer.Close(); err != nil {
+				t.opts.Logf("remove TLS probes from %s: %v", f.path, err)
+			}
+		}()
 	}
-	delete(t.files, id)
-	t.stats.Detaches++
 }
 
 // Close removes every probe.
@@ -593,6 +628,10 @@ func (t *TLSProbes) Close() {
 	for id, f := range t.files {
 		wg.Go(func() { f.closer.Close() })
 		delete(t.files, id)
+	}
+	for id, done := range t.closing {
+		wg.Go(func() { <-done })
+		delete(t.closing, id)
 	}
 	wg.Wait()
 	t.procs = map[int]*tlsProc{}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/llm-observer/llm-observer/internal/gobin"
 )
@@ -200,8 +201,17 @@ func TestTLSProbesLifecycle(t *testing.T) {
 	procs[1].Process.Kill()
 	procs[1].Wait()
 	probes.ReleaseExited()
+	if got := att.live("libssl.so") - system; got != 1 {
+		t.Fatalf("private libssl has %d attachments just after its last user left, want 1: they linger", got)
+	}
+	probes.removeIdle(time.Now().Add(linger))
+	probes.mu.Lock()
+	for _, done := range probes.closing {
+		<-done
+	}
+	probes.mu.Unlock()
 	if got := att.live("libssl.so") - system; got != 0 {
-		t.Fatalf("private libssl keeps %d attachments after its last user left", got)
+		t.Fatalf("private libssl keeps %d attachments after its last user left and the linger passed", got)
 	}
 	if att.live("libssl.so") != system {
 		t.Fatal("the system libssl lost its probes")
