@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -541,5 +542,61 @@ func TestChartLint(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestChartSchema(t *testing.T) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Values the schema must refuse at install, each with what it is.
+	refused := map[string]string{
+		"a misspelt value":          "tolerration: []",
+		"an unknown capture":        "contentCapture: everything",
+		"an unknown protocol":       "otlp: {protocol: http}",
+		"inline OTLP headers":       "otlp: {headers: \"api-key=secret\"}",
+		"a setting the agent lacks": "extraEnv: {LLM_OBSERVER_NOPE: 1, PATH: /bin}",
+		"a port out of range":       "healthPort: 70000",
+	}
+	for what, doc := range refused {
+		vals, err := chartutil.ReadValues([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		_, err = chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{Name: releaseName, Namespace: releaseNamespace}, nil)
+		if err == nil || !strings.Contains(err.Error(), "schema") {
+			t.Errorf("%s (%s) passes the schema (err = %v)", what, doc, err)
+		}
+	}
+
+	// Every choice the schema offers is one the agent accepts.
+	var schema struct {
+		Properties map[string]struct {
+			Enum       []string `json:"enum"`
+			Properties map[string]struct {
+				Enum []string `json:"enum"`
+			} `json:"properties"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(ch.Schema, &schema); err != nil {
+		t.Fatal(err)
+	}
+	for env, enum := range map[string][]string{
+		"LLM_OBSERVER_CAPTURE_CONTENT":     schema.Properties["contentCapture"].Enum,
+		"LLM_OBSERVER_CONTENT_DESTINATION": schema.Properties["contentDestination"].Enum,
+		"OTEL_EXPORTER_OTLP_PROTOCOL":      schema.Properties["otlp"].Properties["protocol"].Enum,
+	} {
+		if len(enum) == 0 {
+			t.Errorf("the schema offers no choices for %s", env)
+		}
+		for _, v := range enum {
+			fs := flag.NewFlagSet("llm-observer", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			settings := map[string]string{env: v}
+			if _, err := config.Load(fs, nil, func(k string) (string, bool) { s, ok := settings[k]; return s, ok }); err != nil {
+				t.Errorf("the schema offers %s=%s, the agent refuses it: %v", env, v, err)
+			}
+		}
 	}
 }
