@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"go/version"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -667,4 +668,44 @@ func cpuTime(b *testing.B) int64 {
 		b.Fatal(err)
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// TestDWARFWalkMatchesLookup: the full walk that backs up the lookup by
+// name finds the same offsets in the whole .debug_info.
+func TestDWARFWalkMatchesLookup(t *testing.T) {
+	b, err := os.ReadFile(built(t, "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bytes.NewReader(b)
+	f, err := elf.NewFile(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := openSection(f, r, f.Section(".debug_info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := readUnitsUntil(rd, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := typeDWARF(f, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName, err := structOffsets(d, info, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	walked, err := structOffsets(d, info, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(byName, walked) {
+		t.Errorf("by name %v, walked %v", byName, walked)
+	}
+	if len(walked) != len(chain) {
+		t.Errorf("%d offsets for %d fields", len(walked), len(chain))
+	}
 }
