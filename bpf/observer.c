@@ -1103,6 +1103,10 @@ struct {
 	__type(value, struct go_offsets);
 } go_layouts SEC(".maps");
 
+/* In a Go call's len_ptr: the buffer is on the goroutine's stack, at this
+ * distance below its top. */
+#define GO_STACK_BUF (1ULL << 63)
+
 /* Go TLS calls in flight, by goroutine: goroutines move between threads,
  * and a uretprobe would corrupt Go's moving stacks, so the return is seen
  * at each RET instruction of the function, on whichever thread runs it. */
@@ -1153,6 +1157,12 @@ static __always_inline int go_enter(struct pt_regs *ctx, __u8 dir)
 		.fd = go_socket(o, ctx->ax),
 		.dir = dir,
 	};
+	/* A buffer on the goroutine's own stack moves if the stack grows
+	 * while the call waits: keep it as a distance from the stack's top
+	 * (g.stack.hi), found again at the return. */
+	__u64 stack[2] = {};
+	if (!bpf_probe_read_user(stack, sizeof(stack), (void *)ctx->r14) && c.buf >= stack[0] && c.buf < stack[1])
+		c.len_ptr = GO_STACK_BUF | (stack[1] - c.buf);
 	if (bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY)) {
 		count(COUNTER_TLS_CALL_MAP_FULL, 1);
 		struct tls_key tk = {.tgid = tgid, .ssl = ctx->ax};
@@ -1174,6 +1184,12 @@ static __always_inline int go_exit(struct pt_regs *ctx)
 	__s64 n = ctx->ax;
 	if (n <= 0)
 		return 0;
+	if (c.len_ptr & GO_STACK_BUF) {
+		__u64 hi = 0;
+		if (bpf_probe_read_user(&hi, sizeof(hi), (void *)(ctx->r14 + 8)))
+			return 0;
+		c.buf = hi - (c.len_ptr & ~GO_STACK_BUF);
+	}
 	struct tls_key tk = {.tgid = k.tgid, .ssl = c.ssl};
 	struct tls_data d = {
 		.buf = c.buf,

@@ -161,7 +161,7 @@ func TestHTTP2AndGoTLS(t *testing.T) {
 	// executable has been analysed; the clients wait like a service that
 	// starts before it calls.
 	goCall := func(bin string, args ...string) *exec.Cmd {
-		return run(t, bin, append([]string{"-delay", "400ms", "-ca", certFile}, args...)...)
+		return run(t, bin, append([]string{"-delay", "1s", "-ca", certFile}, args...)...)
 	}
 
 	var calls []h2Call
@@ -185,10 +185,16 @@ func TestHTTP2AndGoTLS(t *testing.T) {
 		add(h2Call{client: "goclient", api: "openai", model: fmt.Sprintf("gpt-4o:go-multiplexed-%d", i), proto: "HTTP/2.0", port: srv.tlsPort}, multi)
 	}
 	// Not LLM calls: an HTTP/2 connection to another path, and gRPC.
-	run(t, "curl", "-sS", "--fail", "--http2", "--cacert", certFile, "-o", "/dev/null", tlsURL("/healthz"))
+	// Thirty requests on one connection: those after the agent's verdict
+	// on the first must stop at the kernel.
+	healthArgs := []string{"-sS", "--fail", "--http2", "--cacert", certFile}
+	for range 30 {
+		healthArgs = append(healthArgs, "-o", "/dev/null", tlsURL("/healthz"))
+	}
+	run(t, "curl", healthArgs...)
 	run(t, client, "-h2c", "-grpc", h2cURL("/grpc.health.v1.Health/Check"), "")
 	// The client claiming an old Go: reported, and its call still works.
-	run(t, old, "-delay", "400ms", "-ca", certFile, tlsURL("/healthz"), "")
+	run(t, old, "-delay", "1s", "-ca", certFile, tlsURL("/healthz"), "")
 
 	want := 2 * len(calls)
 	spans := waitSpansOf(t, recv, []string{srv.tlsPort, srv.h2cPt}, want)

@@ -486,6 +486,9 @@ func (p *Probe) ForgetExited(alive func(pid uint32) bool) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("forget TLS connections: %w", err)
 	}
+	if _, err := forgetKeys(p.objs.GoCalls, func(k *observerGoCallKey) bool { return !live(k.Tgid) }); err != nil {
+		return n, fmt.Errorf("forget Go TLS calls in flight: %w", err)
+	}
 	for _, m := range []*ebpf.Map{p.objs.Active, p.objs.TlsCalls} {
 		if _, err := forgetKeys(m, func(k *uint64) bool { return !live(uint32(*k >> 32)) }); err != nil {
 			return n, fmt.Errorf("forget calls in flight: %w", err)
