@@ -373,3 +373,39 @@ func TestGrafanaVars(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+func FuzzParsePromQL(f *testing.F) {
+	for _, s := range []string{
+		`sum by (le) (increase(gen_ai_client_operation_time_to_first_chunk_seconds_bucket{service_name=~"$service"}[$__rate_interval]))`,
+		`histogram_quantile(0.95, sum(rate(a_bucket{x="1"}[5m])) by (le)) / on (job) group_left(host_name) b`,
+		`{__name__="m", reason!~"a|b"} offset 5m`,
+		`max_over_time(m[1h:5m]) > bool 0 and n`,
+		`m{a="\"}"}`,
+	} {
+		f.Add(s)
+	}
+	ident := regexp.MustCompile(`^[A-Za-z_:][A-Za-z0-9_:]*$`)
+	f.Fuzz(func(t *testing.T, expr string) {
+		refs, err := parsePromQL(expr)
+		if err != nil {
+			return
+		}
+		// Whatever it accepts names real identifiers, or the check of the
+		// dashboard would compare garbage.
+		for _, s := range refs.selectors {
+			for _, l := range s.labels {
+				if !ident.MatchString(l) {
+					t.Errorf("label %q from %q", l, expr)
+				}
+			}
+			if s.metric == "" {
+				t.Errorf("selector without a metric from %q", expr)
+			}
+		}
+		for _, l := range refs.grouping {
+			if !ident.MatchString(l) {
+				t.Errorf("grouping label %q from %q", l, expr)
+			}
+		}
+	})
+}
