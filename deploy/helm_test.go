@@ -552,12 +552,14 @@ func TestChartSchema(t *testing.T) {
 	}
 	// Values the schema must refuse at install, each with what it is.
 	refused := map[string]string{
-		"a misspelt value":          "tolerration: []",
-		"an unknown capture":        "contentCapture: everything",
-		"an unknown protocol":       "otlp: {protocol: http}",
-		"inline OTLP headers":       "otlp: {headers: \"api-key=secret\"}",
-		"a setting the agent lacks": "extraEnv: {LLM_OBSERVER_NOPE: 1, PATH: /bin}",
-		"a port out of range":       "healthPort: 70000",
+		"a misspelt value":           "tolerration: []",
+		"an unknown capture":         "contentCapture: everything",
+		"an unknown protocol":        "otlp: {protocol: http}",
+		"inline OTLP headers":        "otlp: {headers: \"api-key=secret\"}",
+		"a setting the agent lacks":  "extraEnv: {LLM_OBSERVER_NOPE: 1, PATH: /bin}",
+		"headers inline in extraEnv": "extraEnv: {OTEL_EXPORTER_OTLP_HEADERS: \"api-key=secret\"}",
+		"a setting the chart owns":   "extraEnv: {LLM_OBSERVER_CAPTURE_CONTENT: all}",
+		"a port out of range":        "healthPort: 70000",
 	}
 	for what, doc := range refused {
 		vals, err := chartutil.ReadValues([]byte(doc))
@@ -597,6 +599,59 @@ func TestChartSchema(t *testing.T) {
 			if _, err := config.Load(fs, nil, func(k string) (string, bool) { s, ok := settings[k]; return s, ok }); err != nil {
 				t.Errorf("the schema offers %s=%s, the agent refuses it: %v", env, v, err)
 			}
+		}
+	}
+}
+
+func TestChartSchemaExtraEnvIsTheAgentsSettings(t *testing.T) {
+	// extraEnv takes every setting of the agent that the chart does not set
+	// itself: the chart's own are those of its ConfigMap and its pod.
+	owned := map[string]bool{}
+	for _, tc := range chartCases {
+		r := renderChart(t, tc.values)
+		var extra map[string]any
+		convert(t, r.value(t, "extraEnv"), &extra)
+		for k := range one(t, "ConfigMap", r.agent.configMaps).Data {
+			if _, ok := extra[k]; !ok {
+				owned[k] = true
+			}
+		}
+		for _, e := range agentContainer(t, one(t, "DaemonSet", r.agent.daemonSets)).Env {
+			owned[e.Name] = true
+		}
+	}
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Properties struct {
+			ExtraEnv struct {
+				PropertyNames struct {
+					Enum []string `json:"enum"`
+				} `json:"propertyNames"`
+			} `json:"extraEnv"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(ch.Schema, &schema); err != nil {
+		t.Fatal(err)
+	}
+	offered := map[string]bool{}
+	for _, e := range schema.Properties.ExtraEnv.PropertyNames.Enum {
+		offered[e] = true
+		if owned[e] {
+			t.Errorf("extraEnv offers %s, which the chart sets itself", e)
+		}
+	}
+	accepted := acceptedEnv()
+	for e := range accepted {
+		if !offered[e] && !owned[e] {
+			t.Errorf("setting %s is neither in the schema's extraEnv nor set by the chart", e)
+		}
+	}
+	for e := range offered {
+		if !accepted[e] {
+			t.Errorf("extraEnv offers %s, which is no setting of the agent", e)
 		}
 	}
 }
