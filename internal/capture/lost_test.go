@@ -2,7 +2,6 @@ package capture
 
 import (
 	"bytes"
-	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -24,22 +23,7 @@ func TestInFlightLossIsFlagged(t *testing.T) {
 		t.Fatalf("load: %v", err)
 	}
 	defer p.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 2)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	addr := ln.Addr().(*net.TCPAddr)
+	addr, accepted := acceptor(t)
 	c, stop := collect(t, p)
 
 	runtime.LockOSThread()
@@ -47,11 +31,9 @@ func TestInFlightLossIsFlagged(t *testing.T) {
 	blocked := trackedSocket(t, addr)
 	defer unix.Close(blocked)
 	srvBlocked := <-accepted
-	defer srvBlocked.Close()
 	writer := trackedSocket(t, addr)
 	defer unix.Close(writer)
-	srvWriter := <-accepted
-	defer srvWriter.Close()
+	<-accepted
 
 	// Another thread blocks in read on a tracked socket, holding the one
 	// entry; this thread's write then finds the map full.

@@ -90,10 +90,7 @@ func BenchmarkOverhead(b *testing.B) {
 			} else if n != 0 {
 				b.Fatalf("untracked workload produced %d records (%d bytes)", n, nb)
 			}
-			b.ReportMetric(r.ratio, "with/without")
-			b.ReportMetric(r.without, "without-ns/op")
-			b.ReportMetric(r.with, "with-ns/op")
-			b.ReportMetric(r.added, "added-ns/op")
+			reportInterleaved(b, r)
 		})
 	}
 	c, err := p.Counters()

@@ -24,21 +24,7 @@ func TestReusedFDNeverLeaks(t *testing.T) {
 		t.Fatalf("load: %v", err)
 	}
 	defer p.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	addr := ln.Addr().(*net.TCPAddr)
+	addr, _ := acceptor(t)
 	// Raw system calls on one OS thread, so the fd numbers are the test's
 	// to choose and Go's runtime does not touch them.
 	runtime.LockOSThread()
@@ -108,6 +94,32 @@ func TestReusedFDNeverLeaks(t *testing.T) {
 	if after.FDReused == before.FDReused {
 		t.Errorf("the fd reused after close_range was not counted")
 	}
+}
+
+// acceptor listens on loopback for the test's raw sockets and hands over
+// the server side of each connection (closed when the test ends).
+func acceptor(t *testing.T) (*net.TCPAddr, <-chan net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case accepted <- c:
+			default:
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().(*net.TCPAddr), accepted
 }
 
 // trackedSocket connects to addr with raw system calls and sends an LLM
