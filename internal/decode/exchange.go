@@ -160,7 +160,10 @@ type Response struct {
 
 // Exchange is one request and its response on a connection.
 type Exchange struct {
-	Seq      uint64 // 0 for the first exchange seen on the connection
+	Seq uint64 // 0 for the first exchange seen on the connection
+	// Stream is the HTTP/2 stream the exchange travelled on; 0 over
+	// HTTP/1.x. Both ends of a connection see the same number.
+	Stream   uint32
 	Request  Request
 	Response Response
 	// ClientSide is true when requests were written by the observed process

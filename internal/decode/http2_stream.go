@@ -337,6 +337,7 @@ func (h *h2conn) requestBlock(d *h2dir, b *headerBlock) {
 	}
 	x := &exchange{}
 	x.Seq = h.c.seq
+	x.Stream = s.id
 	h.c.seq++
 	x.ClientSide = h.client == Egress
 	x.Request = Request{Method: b.method, Target: b.path, Proto: "HTTP/2.0", Header: hdr, Start: b.start}

@@ -59,6 +59,7 @@ type exchangeKey struct {
 	clientHost string // when the client address is not an IP literal
 	clientPort int
 	serverPort int
+	stream     uint32 // HTTP/2 stream: concurrent calls of one connection
 }
 
 func exchangeKeyOf(c *genai.Call) (exchangeKey, bool) {
@@ -66,7 +67,7 @@ func exchangeKeyOf(c *genai.Call) (exchangeKey, bool) {
 	if ep.ClientAddress == "" || ep.ClientPort <= 0 || ep.ServerPort <= 0 {
 		return exchangeKey{}, false
 	}
-	k := exchangeKey{clientPort: ep.ClientPort, serverPort: ep.ServerPort}
+	k := exchangeKey{clientPort: ep.ClientPort, serverPort: ep.ServerPort, stream: c.HTTP2Stream}
 	if ip, err := netip.ParseAddr(ep.ClientAddress); err == nil {
 		k.clientIP = ip.Unmap()
 	} else {

@@ -133,6 +133,43 @@ func TestPairingKeepAlive(t *testing.T) {
 	}
 }
 
+// TestPairingHTTP2Streams: calls multiplexed on one HTTP/2 connection
+// share the connection's key and start within microseconds, in an order the
+// two ends may not agree on; the stream number keeps each with its own.
+func TestPairingHTTP2Streams(t *testing.T) {
+	e, rcv := newTestExporter(t, otlptest.GRPC, nil)
+	c1, s1 := pairedCalls(45002, 0, "stream-1")
+	c3, s3 := pairedCalls(45002, 0, "stream-3")
+	c1.HTTP2Stream, s1.HTTP2Stream = 1, 1
+	c3.HTTP2Stream, s3.HTTP2Stream = 3, 3
+	// The server read stream 3 first, and each server start is nearer
+	// the other stream's client start.
+	c3.Start = c1.Start.Add(10 * time.Microsecond)
+	s1.Start, s3.Start = c3.Start.Add(time.Microsecond), c1.Start.Add(time.Microsecond)
+	e.CallStarted(curl, c1)
+	e.CallStarted(curl, c3)
+	e.CallEnded(ollama, s3)
+	e.CallEnded(ollama, s1)
+	e.CallEnded(curl, c1)
+	e.CallEnded(curl, c3)
+	shutdown(t, e)
+
+	spans := rcv.WaitSpans(t, 4, waitLong)
+	byKindID := map[tracepb.Span_SpanKind]map[string]otlptest.Span{}
+	for _, s := range spans {
+		if byKindID[s.Kind] == nil {
+			byKindID[s.Kind] = map[string]otlptest.Span{}
+		}
+		byKindID[s.Kind][s.Attributes.Str("gen_ai.response.id")] = s
+	}
+	for _, id := range []string{"stream-1", "stream-3"} {
+		cs, ss := byKindID[tracepb.Span_SPAN_KIND_CLIENT][id], byKindID[tracepb.Span_SPAN_KIND_SERVER][id]
+		if ss.ParentSpanID != cs.SpanID || ss.TraceID != cs.TraceID {
+			t.Errorf("%s: server span under %s, want its own client span %s", id, ss.ParentSpanID, cs.SpanID)
+		}
+	}
+}
+
 func TestPairingUnmatched(t *testing.T) {
 	// Spans of a call that waited in vain must go out without a shutdown.
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")

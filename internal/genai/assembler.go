@@ -222,6 +222,7 @@ func (a *Assembler) start(x *decode.Exchange) *callState {
 	}
 	host, port := hostPort(req.Header, ep)
 	c.ServerAddress, c.ServerPort = host, port
+	c.HTTP2Stream = x.Stream
 	c.TraceParent = req.Header.Get("Traceparent")
 	c.TraceState = req.Header.Get("Tracestate")
 	c.RequestID = req.Header.Get("X-Request-Id") // a response's own id replaces it

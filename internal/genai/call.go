@@ -125,6 +125,9 @@ type Call struct {
 	// "openai.chat_completions").
 	API      string
 	Endpoint Endpoint
+	// HTTP2Stream is the HTTP/2 stream of the call, 0 over HTTP/1.x: the
+	// two ends of one connection can have several calls under way at once.
+	HTTP2Stream uint32 `json:"-"`
 	// ServerAddress and ServerPort are what server.address and server.port
 	// should carry: the host named in the request's Host header (the logical
 	// server, e.g. "api.openai.com") and its port, falling back to the
