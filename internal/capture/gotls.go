@@ -42,7 +42,7 @@ func (s *goSlots) free(i uint32) {
 // stacks forbid uretprobes. Attach cookies need Linux 5.15. Close the
 // returned value to remove them.
 func (p *Probe) AttachGoTLS(path string, t *gobin.TLSTarget) (io.Closer, error) {
-	if t == nil || t.Write.Entry == 0 || t.Read.Entry == 0 || len(t.Write.Returns) == 0 || len(t.Read.Returns) == 0 {
+	if t == nil || t.Write.ProbeEntry == 0 || t.Read.ProbeEntry == 0 || len(t.Write.Returns) == 0 || len(t.Read.Returns) == 0 {
 		return nil, errors.New("Go TLS target without entry or return offsets")
 	}
 	slot, ok := p.goSlots.take()
@@ -77,11 +77,11 @@ func (p *Probe) AttachGoTLS(path string, t *gobin.TLSTarget) (io.Closer, error) 
 		att.links = append(att.links, l)
 		return nil
 	}
-	if err := probe("Write", t.Write.Entry, true); err != nil {
+	if err := probe("Write", t.Write.ProbeEntry, true); err != nil {
 		att.Close()
 		return nil, err
 	}
-	if err := probe("Read", t.Read.Entry, true); err != nil {
+	if err := probe("Read", t.Read.ProbeEntry, true); err != nil {
 		att.Close()
 		return nil, err
 	}

@@ -109,10 +109,48 @@ func probeFunc(f *elf.File, r sized, name string, addr, size uint64) (Func, erro
 		return fn, fmt.Errorf("%s: %w", name, err)
 	}
 	fn.Entry = off
+	fn.ProbeEntry = off
+	if n, ok := framePush(code); ok {
+		fn.ProbeEntry = off + uint64(n)
+	}
 	for _, a := range rets {
 		fn.Returns = append(fn.Returns, a-addr+off)
 	}
 	return fn, nil
+}
+
+// framePush finds, after the stack check, the PUSH RBP that opens the
+// frame, and returns its distance from the entry. A uprobe there costs less
+// than at the entry: the kernel emulates a push, where the stack check's
+// CMP with a memory operand must be stepped out of line, a second trap; and
+// it fires once even when the stack has to grow first (morestack jumps back
+// to the entry). The instructions before it may only compute the frame's
+// bound into R12, compare and branch, so that the arguments in RAX, RBX and
+// RCX and the goroutine in R14 are as they were at the entry.
+func framePush(code []byte) (int, bool) {
+	off := 0
+	for i := 0; i < 4 && off < len(code); i++ {
+		inst, err := x86asm.Decode(code[off:], 64)
+		if err != nil || inst.Len <= 0 {
+			return 0, false
+		}
+		switch inst.Op {
+		case x86asm.PUSH:
+			if r, ok := inst.Args[0].(x86asm.Reg); ok && r == x86asm.RBP {
+				return off, true
+			}
+			return 0, false
+		case x86asm.LEA:
+			if r, ok := inst.Args[0].(x86asm.Reg); !ok || r != x86asm.R12 {
+				return 0, false
+			}
+		case x86asm.CMP, x86asm.JBE, x86asm.JB, x86asm.JA, x86asm.JAE:
+		default:
+			return 0, false
+		}
+		off += inst.Len
+	}
+	return 0, false
 }
 
 // checksStackInR14 tells whether code starts the way the register ABI's

@@ -76,6 +76,11 @@ type Func struct {
 	Size uint64
 	// Entry is the file offset of the first instruction.
 	Entry uint64
+	// ProbeEntry is where to put the entry probe: the PUSH RBP that opens
+	// the frame, after the stack check, when the code has one (the
+	// registers are still as at Entry there, and a uprobe on it is
+	// cheaper); else Entry.
+	ProbeEntry uint64
 	// Returns are the file offsets of every RET instruction in the
 	// function, in address order. Never empty.
 	Returns []uint64

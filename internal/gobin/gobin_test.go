@@ -204,7 +204,7 @@ func checkTableRow(t *testing.T, got *TLSTarget) {
 
 func equalTargets(a, b *TLSTarget) bool {
 	eq := func(x, y Func) bool {
-		return x.Name == y.Name && x.Addr == y.Addr && x.Size == y.Size && x.Entry == y.Entry && slices.Equal(x.Returns, y.Returns)
+		return x.Name == y.Name && x.Addr == y.Addr && x.Size == y.Size && x.Entry == y.Entry && x.ProbeEntry == y.ProbeEntry && slices.Equal(x.Returns, y.Returns)
 	}
 	return a.GoVersion == b.GoVersion && eq(a.Write, b.Write) && eq(a.Read, b.Read) && a.Layout == b.Layout
 }
@@ -215,6 +215,11 @@ func checkReturnsAreRETs(t *testing.T, file []byte, fn Func) {
 	t.Helper()
 	if len(fn.Returns) == 0 {
 		t.Fatalf("%s: no returns", fn.Name)
+	}
+	// The entry probe sits on the frame's PUSH RBP, a few bytes in, past
+	// nothing but the stack check.
+	if fn.ProbeEntry <= fn.Entry || fn.ProbeEntry > fn.Entry+16 || file[fn.ProbeEntry] != 0x55 {
+		t.Errorf("%s: entry probe at %#x (entry %#x) is not on a PUSH RBP (0x55) just after the stack check", fn.Name, fn.ProbeEntry, fn.Entry)
 	}
 	for _, off := range fn.Returns {
 		if off <= fn.Entry || off >= fn.Entry+fn.Size {
