@@ -117,7 +117,13 @@ func TestPairingKeepAlive(t *testing.T) {
 	e.CallEnded(curl, c2)
 	shutdown(t, e)
 
-	spans := rcv.WaitSpans(t, 4, waitLong)
+	checkOwnParents(t, rcv.WaitSpans(t, 4, waitLong), "first", "second")
+}
+
+// checkOwnParents: the server span of each response id is the child of the
+// client span of the same id.
+func checkOwnParents(t *testing.T, spans []otlptest.Span, ids ...string) {
+	t.Helper()
 	byKindID := map[tracepb.Span_SpanKind]map[string]otlptest.Span{}
 	for _, s := range spans {
 		if byKindID[s.Kind] == nil {
@@ -125,10 +131,10 @@ func TestPairingKeepAlive(t *testing.T) {
 		}
 		byKindID[s.Kind][s.Attributes.Str("gen_ai.response.id")] = s
 	}
-	for _, id := range []string{"first", "second"} {
+	for _, id := range ids {
 		cs, ss := byKindID[tracepb.Span_SPAN_KIND_CLIENT][id], byKindID[tracepb.Span_SPAN_KIND_SERVER][id]
 		if ss.ParentSpanID != cs.SpanID || ss.TraceID != cs.TraceID {
-			t.Errorf("%s request: server span under %s, want its own client span %s", id, ss.ParentSpanID, cs.SpanID)
+			t.Errorf("%s: server span under %s, want its own client span %s", id, ss.ParentSpanID, cs.SpanID)
 		}
 	}
 }
@@ -154,20 +160,7 @@ func TestPairingHTTP2Streams(t *testing.T) {
 	e.CallEnded(curl, c3)
 	shutdown(t, e)
 
-	spans := rcv.WaitSpans(t, 4, waitLong)
-	byKindID := map[tracepb.Span_SpanKind]map[string]otlptest.Span{}
-	for _, s := range spans {
-		if byKindID[s.Kind] == nil {
-			byKindID[s.Kind] = map[string]otlptest.Span{}
-		}
-		byKindID[s.Kind][s.Attributes.Str("gen_ai.response.id")] = s
-	}
-	for _, id := range []string{"stream-1", "stream-3"} {
-		cs, ss := byKindID[tracepb.Span_SPAN_KIND_CLIENT][id], byKindID[tracepb.Span_SPAN_KIND_SERVER][id]
-		if ss.ParentSpanID != cs.SpanID || ss.TraceID != cs.TraceID {
-			t.Errorf("%s: server span under %s, want its own client span %s", id, ss.ParentSpanID, cs.SpanID)
-		}
-	}
+	checkOwnParents(t, rcv.WaitSpans(t, 4, waitLong), "stream-1", "stream-3")
 }
 
 func TestPairingUnmatched(t *testing.T) {
