@@ -271,41 +271,10 @@ func checkH2Call(t *testing.T, spans []otlptest.Span, srv *h2Server, c h2Call) {
 		t.Errorf("server span (trace %s, parent %s) is not the child of the client span (trace %s, span %s)",
 			server.TraceID, server.ParentSpanID, client.TraceID, client.SpanID)
 	}
-	provider, in, finish := "openai_compatible", int64(11), []string{"stop"}
+	w := wantCall{model: c.model, provider: "openai_compatible", port: c.port, in: 11, out: 4, finish: []string{"stop"}, stream: true}
 	if c.api == "ollama" {
-		provider, in = "ollama", 12
+		w.provider, w.in = "ollama", 12
 	}
-	for _, sp := range []*otlptest.Span{client, server} {
-		a := sp.Attributes
-		if a.Str("gen_ai.request.model") != c.model || a.Str("gen_ai.provider.name") != provider {
-			t.Errorf("%v: model/provider = %q/%q, want %q/%q", sp.Kind, a.Str("gen_ai.request.model"), a.Str("gen_ai.provider.name"), c.model, provider)
-		}
-		if p, _ := a.Int("server.port"); strconv.FormatInt(p, 10) != c.port {
-			t.Errorf("%v: server.port = %d, want %s", sp.Kind, p, c.port)
-		}
-		checkTokens(t, sp.Kind.String(), a, "gen_ai.usage.input_tokens", in)
-		checkTokens(t, sp.Kind.String(), a, "gen_ai.usage.output_tokens", 4)
-		if got := a.Strs("gen_ai.response.finish_reasons"); !slices.Equal(got, finish) {
-			t.Errorf("%v: finish reasons %v, want %v", sp.Kind, got, finish)
-		}
-		if sp.Status == tracepb.Status_STATUS_CODE_ERROR || a.Str("error.type") != "" {
-			t.Errorf("%v: status %v error.type %q", sp.Kind, sp.Status, a.Str("error.type"))
-		}
-		if sp.Start.After(rec.arrived.Add(clockSlack)) || sp.End.Before(rec.contentTimes[len(rec.contentTimes)-1].Add(-clockSlack)) {
-			t.Errorf("%v: span [%v, %v] does not contain the server's arrival %v and last chunk %v", sp.Kind, sp.Start, sp.End, rec.arrived, rec.contentTimes[len(rec.contentTimes)-1])
-		}
-		ttfc, ok := a.Float("gen_ai.response.time_to_first_chunk")
-		if !ok {
-			t.Errorf("%v: no gen_ai.response.time_to_first_chunk", sp.Kind)
-			continue
-		}
-		paced := rec.contentTimes[0].Sub(rec.arrived).Seconds()
-		lo, hi := paced-0.002, paced+0.005
-		if sp == client {
-			hi = paced + 0.010
-		}
-		if ttfc < lo || ttfc > hi {
-			t.Errorf("%v: time_to_first_chunk %.4fs outside [%.4f, %.4f]; the server paced %.4fs", sp.Kind, ttfc, lo, hi, paced)
-		}
-	}
+	checkCallSpan(t, client, w, rec, 0.010)
+	checkCallSpan(t, server, w, rec, 0.005)
 }

@@ -363,52 +363,74 @@ func checkTLSCall(t *testing.T, spans []otlptest.Span, srv *tlsServer, c tlsCall
 	if pid, _ := client.Resource.Int("process.pid"); int(pid) != c.pid {
 		t.Errorf("client process.pid = %d, want %d", pid, c.pid)
 	}
-	provider, in, finish := "openai_compatible", int64(11), []string{"stop"}
+	w := wantCall{model: c.model, provider: "openai_compatible", port: srv.port, in: 11, out: 4, finish: []string{"stop"}, stream: c.stream}
 	if c.api == "anthropic" {
-		provider, in, finish = "anthropic", 13, []string{"end_turn"}
+		w.provider, w.in, w.finish = "anthropic", 13, []string{"end_turn"}
 	}
 	for _, sp := range views {
-		a := sp.Attributes
-		if a.Str("gen_ai.request.model") != c.model || a.Str("gen_ai.provider.name") != provider {
-			t.Errorf("%v: model/provider = %q/%q, want %q/%q", sp.Kind, a.Str("gen_ai.request.model"), a.Str("gen_ai.provider.name"), c.model, provider)
-		}
-		if p, _ := a.Int("server.port"); strconv.FormatInt(p, 10) != srv.port {
-			t.Errorf("%v: server.port = %d, want %s", sp.Kind, p, srv.port)
-		}
-		checkTokens(t, sp.Kind.String(), a, "gen_ai.usage.input_tokens", in)
-		checkTokens(t, sp.Kind.String(), a, "gen_ai.usage.output_tokens", 4)
-		if got := a.Strs("gen_ai.response.finish_reasons"); !slices.Equal(got, finish) {
-			t.Errorf("%v: finish reasons %v, want %v", sp.Kind, got, finish)
-		}
-		if sp.Status == tracepb.Status_STATUS_CODE_ERROR || a.Str("error.type") != "" {
-			t.Errorf("%v: status %v error.type %q", sp.Kind, sp.Status, a.Str("error.type"))
-		}
-		if sp.Start.After(rec.arrived.Add(clockSlack)) || sp.End.Before(rec.arrived.Add(-clockSlack)) {
-			t.Errorf("%v: span [%v, %v] does not contain the server's arrival time %v", sp.Kind, sp.Start, sp.End, rec.arrived)
-		}
-		if !c.stream {
-			continue
-		}
-		ttfc, ok := a.Float("gen_ai.response.time_to_first_chunk")
-		if !ok {
-			t.Errorf("%v: no gen_ai.response.time_to_first_chunk", sp.Kind)
-			continue
-		}
-		// As over plaintext: the server's pacing is the floor for both
-		// views; the server's must match it within a few ms, the client's
-		// may exceed it by the loopback and its own scheduling, bounded by
-		// the client's own clock where it reports one.
-		paced := rec.contentTimes[0].Sub(rec.arrived).Seconds()
-		lo, hi := paced-0.002, paced+0.005
+		// The client may see the first chunk later than the server's
+		// pacing by the loopback and its own scheduling, bounded by its
+		// own clock where it reports one.
+		slack := 0.005
 		if sp == client {
-			hi = paced + 0.010
-			if c.measured != nil && c.measured.FirstContent != nil {
-				hi = max(hi, *c.measured.FirstContent-c.measured.Sent+0.002)
+			slack = 0.010
+			if c.stream && c.measured != nil && c.measured.FirstContent != nil {
+				paced := rec.contentTimes[0].Sub(rec.arrived).Seconds()
+				slack = max(slack, *c.measured.FirstContent-c.measured.Sent+0.002-paced)
 			}
 		}
-		if ttfc < lo || ttfc > hi {
-			t.Errorf("%v: time_to_first_chunk %.4fs outside [%.4f, %.4f]; the server paced %.4fs", sp.Kind, ttfc, lo, hi, paced)
-		}
+		checkCallSpan(t, sp, w, rec, slack)
+	}
+}
+
+// wantCall is what every span of one test call must say.
+type wantCall struct {
+	model, provider, port string
+	in, out               int64
+	finish                []string
+	stream                bool
+}
+
+// checkCallSpan checks one view of a successful call against what the test
+// server measured itself: model, provider, port, tokens, finish reasons, no
+// error, the span around the server's arrival time, and for a stream a time
+// to first chunk at the server's pacing, from 2 ms under it (the two clocks)
+// to slack over it.
+func checkCallSpan(t *testing.T, sp *otlptest.Span, w wantCall, rec *served, slack float64) {
+	t.Helper()
+	a := sp.Attributes
+	if a.Str("gen_ai.request.model") != w.model || a.Str("gen_ai.provider.name") != w.provider {
+		t.Errorf("%v: model/provider = %q/%q, want %q/%q", sp.Kind, a.Str("gen_ai.request.model"), a.Str("gen_ai.provider.name"), w.model, w.provider)
+	}
+	if p, _ := a.Int("server.port"); strconv.FormatInt(p, 10) != w.port {
+		t.Errorf("%v: server.port = %d, want %s", sp.Kind, p, w.port)
+	}
+	checkTokens(t, sp.Kind.String(), a, "gen_ai.usage.input_tokens", w.in)
+	checkTokens(t, sp.Kind.String(), a, "gen_ai.usage.output_tokens", w.out)
+	if got := a.Strs("gen_ai.response.finish_reasons"); !slices.Equal(got, w.finish) {
+		t.Errorf("%v: finish reasons %v, want %v", sp.Kind, got, w.finish)
+	}
+	if sp.Status == tracepb.Status_STATUS_CODE_ERROR || a.Str("error.type") != "" {
+		t.Errorf("%v: status %v error.type %q", sp.Kind, sp.Status, a.Str("error.type"))
+	}
+	last := rec.arrived
+	if n := len(rec.contentTimes); n > 0 {
+		last = rec.contentTimes[n-1]
+	}
+	if sp.Start.After(rec.arrived.Add(clockSlack)) || sp.End.Before(last.Add(-clockSlack)) {
+		t.Errorf("%v: span [%v, %v] does not contain the server's arrival %v and last chunk %v", sp.Kind, sp.Start, sp.End, rec.arrived, last)
+	}
+	if !w.stream {
+		return
+	}
+	ttfc, ok := a.Float("gen_ai.response.time_to_first_chunk")
+	if !ok {
+		t.Errorf("%v: no gen_ai.response.time_to_first_chunk", sp.Kind)
+		return
+	}
+	paced := rec.contentTimes[0].Sub(rec.arrived).Seconds()
+	if lo, hi := paced-0.002, paced+slack; ttfc < lo || ttfc > hi {
+		t.Errorf("%v: time_to_first_chunk %.4fs outside [%.4f, %.4f]; the server paced %.4fs", sp.Kind, ttfc, lo, hi, paced)
 	}
 }
 
