@@ -383,8 +383,11 @@ func (a *Agent) Run(ctx context.Context, p Source) error {
 	sweeper.Go(func() { a.sweepLoop(sweepCtx, p) })
 	read := make(chan error, 1)
 	go func() {
-		a.ex.readerRaised.Store(raiseReaderPriority())
-		read <- p.Run(ctx, a.Handle)
+		raised, restore := raiseReaderPriority()
+		a.ex.readerRaised.Store(raised)
+		err := p.Run(ctx, a.Handle)
+		restore()
+		read <- err
 	}()
 	err := <-read
 	stopSweep()

@@ -18,8 +18,16 @@ const readerNice = -10
 // and raises that thread's priority; the thread ends with the goroutine,
 // so no other goroutine ever runs at this priority. It reports whether the
 // priority was raised: it needs CAP_SYS_NICE, and without it the reader
-// runs as before.
-func raiseReaderPriority() bool {
+// runs as before. Call the returned function before the goroutine ends: a
+// goroutine that happens to run on the process's main thread does not end
+// it (Go keeps that thread), and it must not stay raised.
+func raiseReaderPriority() (raised bool, restore func()) {
 	runtime.LockOSThread()
-	return unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), readerNice) == nil
+	tid := unix.Gettid()
+	prio, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	if err != nil || unix.Setpriority(unix.PRIO_PROCESS, tid, readerNice) != nil {
+		return false, func() {}
+	}
+	// Getpriority answers 20 - nice.
+	return true, func() { unix.Setpriority(unix.PRIO_PROCESS, tid, 20-prio) }
 }
