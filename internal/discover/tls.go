@@ -235,12 +235,6 @@ func (t *TLSProbes) serveNotices() {
 	}
 }
 
-// Start probes the system libraries and every running process.
-func (t *TLSProbes) Start() {
-	t.probeSystem()
-	t.ScanAll()
-}
-
 func (t *TLSProbes) probeSystem() {
 	for _, dir := range t.opts.SystemDirs {
 		matches, _ := filepath.Glob(filepath.Join(dir, "libssl.so*"))
@@ -649,17 +643,6 @@ func (t *TLSProbes) Stats() TLSStats {
 		s.Failures[k] = v
 	}
 	return s
-}
-
-// ProbedPaths lists the files with probes now.
-func (t *TLSProbes) ProbedPaths() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]string, 0, len(t.files))
-	for _, f := range t.files {
-		out = append(out, f.path)
-	}
-	return out
 }
 
 func (t *TLSProbes) selected(proc procfs.Proc, pid int) bool {
