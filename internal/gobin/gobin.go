@@ -78,8 +78,9 @@ type Func struct {
 	Entry uint64
 	// ProbeEntry is where to put the entry probe: the PUSH RBP that opens
 	// the frame, after the stack check, when the code has one (the
-	// registers are still as at Entry there, and a uprobe on it is
-	// cheaper); else Entry.
+	// registers are still as at Entry there, a uprobe on it is cheaper,
+	// and a goroutine whose stack must grow passes it once where it passes
+	// Entry twice); else Entry.
 	ProbeEntry uint64
 	// Returns are the file offsets of every RET instruction in the
 	// function, in address order. Never empty.

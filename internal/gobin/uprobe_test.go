@@ -26,7 +26,9 @@ const tracefs = "/sys/kernel/tracing"
 // RBX points at the plaintext (the HTTP/2 preface is seen) and RCX is its
 // length, R14 pairs each entry with one return, RAX at a return is n and
 // RBX is zero without error, and the Layout chain from RAX at entry yields
-// the fd the process then writes to.
+// the fd the process then writes to. The entry uprobe sits at ProbeEntry,
+// as the eBPF one does: at Entry a goroutine whose stack must grow passes
+// twice, once before morestack and once after.
 func TestUprobeRegisters(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test defines uprobes in tracefs and must run as root (sudo make test)")
@@ -57,7 +59,7 @@ func TestUprobeRegisters(t *testing.T) {
 		kind string
 		fn   Func
 	}{{"write", target.Write}, {"read", target.Read}} {
-		defs = append(defs, fmt.Sprintf("p:%s/%s_enter %s:%#x len=%%cx:s64 g=%%r14:x64 head=+0(%%bx):x64 fd=%s", group, fn.kind, exe, fn.fn.Entry, fd))
+		defs = append(defs, fmt.Sprintf("p:%s/%s_enter %s:%#x len=%%cx:s64 g=%%r14:x64 head=+0(%%bx):x64 fd=%s", group, fn.kind, exe, fn.fn.ProbeEntry, fd))
 		for i, ret := range fn.fn.Returns {
 			defs = append(defs, fmt.Sprintf("p:%s/%s_ret%d %s:%#x n=%%ax:s64 errtab=%%bx:x64 g=%%r14:x64", group, fn.kind, i, exe, ret))
 		}
