@@ -37,7 +37,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define CHUNKS_PER_BUF 8  /* so at most 128 KiB of one buffer is copied */
 #define IOVS_MAX 8	  /* iovecs looked at in readv/writev/msghdr */
 #define PREFIX_MAX 48	  /* longest configurable path prefix */
-#define PREFIXES_MAX 16	  /* configurable path prefixes */
+#define PREFIXES_MAX 32	  /* configurable path prefixes (LLM and MCP together) */
 #define PEEK 8		  /* bytes read to recognise a request method */
 #define STRIKES_MAX 64	  /* buffers an older connection gets to show a request */
 #define MSG_PEEK 2	  /* recv flag: the bytes stay queued for the next read */

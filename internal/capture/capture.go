@@ -132,7 +132,7 @@ type Event struct {
 // Config tunes what the kernel tracks and how it hands records over.
 type Config struct {
 	// Paths are request-path prefixes that mark a connection as LLM traffic
-	// (at most 16, each at most 48 bytes). Empty means DefaultPaths.
+	// (at most 32, each at most 48 bytes). Empty means DefaultPaths.
 	Paths []string
 	// Ports mark every connection to or from them as LLM traffic.
 	Ports []uint16
@@ -165,7 +165,7 @@ var DefaultPaths = []string{
 const DefaultRingBytes = defaultRing
 
 const (
-	maxPaths      = 16
+	maxPaths      = 32
 	maxPathLen    = 48
 	headerSize    = int(unsafe.Sizeof(observerEvent{}))
 	connInfoSize  = int(unsafe.Sizeof(observerConnInfo{}))

@@ -187,7 +187,7 @@ var settings = []setting{
 		help: "provider overrides, e.g. `llm.internal:8000=vllm,:11434=ollama`",
 		set:  func(c *Config, v string) (err error) { c.Providers, err = parseProviders(v); return err }},
 	{env: "LLM_OBSERVER_PATHS", flag: "paths", def: strings.Join(capture.DefaultPaths, ", "),
-		accepts: "path prefixes starting with `/`, comma-separated (at most 16, 48 bytes each)",
+		accepts: "path prefixes starting with `/`, comma-separated (at most 32, 48 bytes each)",
 		help:    "request-path prefixes that mark a connection as LLM traffic",
 		set: func(c *Config, v string) error {
 			paths := splitList(v)
