@@ -52,6 +52,9 @@ type Stats struct {
 	// HTTP2 counts what HTTP/2 decoding did not hand on; left out of
 	// encodings while zero, as for every HTTP/1.x connection.
 	HTTP2 HTTP2Stats `json:",omitzero"`
+	// EventStream counts what the AWS event-stream framing did not hand
+	// on; left out of encodings while zero.
+	EventStream EventStreamStats `json:",omitzero"`
 }
 
 // Conn decodes the two byte streams of one connection. It is not safe for

@@ -3,7 +3,8 @@
 // Content-Length, chunked, and the gzip, deflate, br and zstd content
 // codings), HTTP/2 (frames, HPACK, an exchange per stream; see
 // JoinHTTP2) and the streaming formats
-// carried in a response body (SSE events and NDJSON lines), each stamped
+// carried in a response body (SSE events, NDJSON lines and AWS
+// event-stream messages), each stamped
 // with the time its last byte was seen. It hands complete requests, stream
 // events and finished exchanges to a Sink; it knows nothing of the kernel
 // that captured the bytes nor of the LLM APIs inside.
@@ -50,6 +51,9 @@ const (
 	SSE
 	// NDJSON bodies (application/x-ndjson, application/jsonl) are delivered line by line.
 	NDJSON
+	// EventStream bodies (application/vnd.amazon.eventstream, AWS's binary
+	// framing) are delivered message by message, CRCs checked.
+	EventStream
 )
 
 // String names the framing as logs and golden files show it.
@@ -59,6 +63,8 @@ func (k StreamKind) String() string {
 		return "sse"
 	case NDJSON:
 		return "ndjson"
+	case EventStream:
+		return "eventstream"
 	}
 	return "none"
 }
@@ -175,13 +181,21 @@ type Exchange struct {
 	Err error
 }
 
-// StreamEvent is one SSE event or one NDJSON line of a streaming response.
+// StreamEvent is one SSE event, NDJSON line or event-stream message of a
+// streaming response.
 type StreamEvent struct {
 	Time time.Time // when the event's last byte was seen
-	Name string    // SSE "event:" field; empty for NDJSON
-	ID   string    // SSE "id:" field
-	// Data is the SSE data lines joined with "\n", or the NDJSON line without
-	// its newline. It is only valid during the Sink.Event call.
+	// Name is the SSE "event:" field; empty for NDJSON. For an event-stream
+	// message, its ":event-type" header, or ":exception-type" for an
+	// exception and ":error-code" for an error.
+	Name string
+	ID   string // SSE "id:" field
+	// MessageType is an event-stream message's ":message-type" header
+	// ("event", "exception", "error"); empty for SSE and NDJSON.
+	MessageType string
+	// Data is the SSE data lines joined with "\n", the NDJSON line without
+	// its newline, or an event-stream message's payload. It is only valid
+	// during the Sink.Event call.
 	Data []byte
 	// Truncated says Data was cut at Limits.MaxEventBytes.
 	Truncated bool

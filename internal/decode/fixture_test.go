@@ -283,6 +283,7 @@ type respRecord struct {
 }
 
 type eventRecord struct {
+	Type      string `json:"type,omitempty"`
 	Name      string `json:"name,omitempty"`
 	ID        string `json:"id,omitempty"`
 	Data      string `json:"data"`
@@ -364,7 +365,7 @@ func (r *recorder) Event(x *Exchange, ev StreamEvent) {
 	}
 	r.maxData = max(r.maxData, len(ev.Data))
 	r.recs = append(r.recs, record{Call: "event", Seq: x.Seq, Event: &eventRecord{
-		Name: ev.Name, ID: ev.ID, Data: string(ev.Data), Truncated: ev.Truncated, Time: r.tick(ev.Time),
+		Type: ev.MessageType, Name: ev.Name, ID: ev.ID, Data: string(ev.Data), Truncated: ev.Truncated, Time: r.tick(ev.Time),
 	}})
 }
 

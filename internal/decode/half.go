@@ -60,6 +60,7 @@ type half struct {
 	trailer   http.Header
 	sse       sseParser
 	nd        ndjsonParser
+	es        esParser
 }
 
 func (h *half) discard(n int) { h.c.stats.BytesDiscarded += int64(n) }
@@ -457,6 +458,8 @@ func (h *half) begin(x *exchange, fr framing, n int64, hdr http.Header, kind Str
 		h.sse.init(h.c.lim.MaxEventBytes, h)
 	case NDJSON:
 		h.nd.init(h.c.lim.MaxEventBytes, h)
+	case EventStream:
+		h.es.init(h.c.lim.MaxEventBytes, &h.c.stats, h)
 	default:
 		if fr == lengthBody && h.dec == nil {
 			h.body = make([]byte, 0, min(n, int64(h.bodyMax)))
@@ -486,6 +489,9 @@ func (h *half) out(p []byte) bool {
 		return true
 	case NDJSON:
 		h.nd.write(p, h.t)
+		return true
+	case EventStream:
+		h.es.write(p, h.t)
 		return true
 	}
 	var cut bool
@@ -519,6 +525,15 @@ func (h *half) event(ev StreamEvent) {
 	h.c.sink.Event(&x.Exchange, ev)
 }
 
+// esLost marks the body truncated when an event-stream message was
+// dropped; later messages are still read.
+func (h *half) esLost() {
+	if !h.trunc {
+		h.trunc = true
+		h.c.stats.TruncatedBodies++
+	}
+}
+
 // truncate marks the body as a prefix and stops taking body bytes.
 func (h *half) truncate() {
 	if !h.trunc {
@@ -543,10 +558,13 @@ func (h *half) bodyGap() {
 			h.trunc = true
 			h.c.stats.TruncatedBodies++
 		}
-		if h.kind == SSE {
+		switch h.kind {
+		case SSE:
 			h.sse.gap()
-		} else {
+		case NDJSON:
 			h.nd.gap()
+		case EventStream:
+			h.es.gap()
 		}
 		return
 	}
@@ -774,6 +792,9 @@ func (h *half) endMessage(err error) {
 		// empty line is dropped, as the event-stream rules say.
 		h.nd.end()
 	}
+	if h.kind == EventStream && !h.detached && !h.full {
+		h.es.end()
+	}
 	h.release()
 	h.x = nil
 	h.state = stIdle
@@ -813,6 +834,7 @@ func (h *half) release() {
 	h.sse.data = keepSmall(h.sse.data)
 	h.sse.line = keepSmall(h.sse.line)
 	h.nd.line = keepSmall(h.nd.line)
+	h.es.buf = keepSmall(h.es.buf)
 }
 
 // close ends the half at connection close.

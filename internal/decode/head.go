@@ -334,6 +334,8 @@ func streamKind(ct string) StreamKind {
 		return SSE
 	case strings.EqualFold(ct, "application/x-ndjson"), strings.EqualFold(ct, "application/jsonl"), strings.EqualFold(ct, "application/x-jsonlines"):
 		return NDJSON
+	case strings.EqualFold(ct, "application/vnd.amazon.eventstream"):
+		return EventStream
 	}
 	return NotStreamed
 }

@@ -68,6 +68,7 @@ type h2body struct {
 	dec     bodyDecoder
 	sse     sseParser
 	nd      ndjsonParser
+	es      esParser
 	wire    int64
 	last    time.Time
 	trailer http.Header
@@ -97,6 +98,8 @@ func (b *h2body) setKind(kind StreamKind) {
 		b.sse.init(lim.MaxEventBytes, b)
 	case NDJSON:
 		b.nd.init(lim.MaxEventBytes, b)
+	case EventStream:
+		b.es.init(lim.MaxEventBytes, &b.h.c.stats, b)
 	}
 }
 
@@ -164,6 +167,9 @@ func (b *h2body) out(p []byte) bool {
 	case NDJSON:
 		b.nd.write(p, b.t)
 		return true
+	case EventStream:
+		b.es.write(p, b.t)
+		return true
 	}
 	var cut bool
 	if b.body, cut = appendCapped(b.body, p, b.h.c.lim.MaxBodyBytes); cut {
@@ -184,6 +190,14 @@ func (b *h2body) event(ev StreamEvent) {
 	}
 	x.Response.Events++
 	b.h.c.sink.Event(&x.Exchange, ev)
+}
+
+// esLost marks the body truncated when an event-stream message was dropped.
+func (b *h2body) esLost() {
+	if !b.trunc {
+		b.trunc = true
+		b.h.c.stats.TruncatedBodies++
+	}
 }
 
 func (b *h2body) truncate() {
@@ -207,10 +221,13 @@ func (b *h2body) gap() {
 			b.trunc = true
 			b.h.c.stats.TruncatedBodies++
 		}
-		if b.kind == SSE {
+		switch b.kind {
+		case SSE:
 			b.sse.gap()
-		} else {
+		case NDJSON:
 			b.nd.gap()
+		case EventStream:
+			b.es.gap()
 		}
 		return
 	}
@@ -234,6 +251,9 @@ func (b *h2body) end() {
 	if b.kind == NDJSON && !b.full {
 		b.nd.end()
 	}
+	if b.kind == EventStream && !b.full {
+		b.es.end()
+	}
 	b.on = false
 	b.release()
 }
@@ -255,6 +275,7 @@ func (b *h2body) release() {
 	b.sse.data = keepSmall(b.sse.data)
 	b.sse.line = keepSmall(b.sse.line)
 	b.nd.line = keepSmall(b.nd.line)
+	b.es.buf = keepSmall(b.es.buf)
 	b.sniffed = nil
 }
 
