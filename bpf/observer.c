@@ -180,7 +180,8 @@ struct io_args {
 	__u64 iovcnt;
 	__s32 fd;
 	__u8 dir;
-	__u8 pad[3];
+	__u8 busy;    /* task storage: the slot holds a call not yet returned */
+	__u8 pad[2];
 };
 
 /* A TLS call in flight on a thread, saved at its entry for its return. */
@@ -229,6 +230,11 @@ const volatile __u32 self_tgid = 0;
 const volatile __u64 wakeup_bytes = 256 * 1024;
 /* When set, only the processes in tls_allow are followed by the TLS probes. */
 const volatile __u8 tls_filter = 0;
+/* When set, syscall arguments wait for the exit in the thread's own task
+ * storage (active_task) instead of the active hash: no hashing, no lock, no
+ * map to fill up, and freed with the thread. Set when the kernel offers
+ * bpf_task_storage_get to tracepoint programs. */
+const volatile __u8 task_storage = 0;
 
 /* Force the generator to emit these types for Go. */
 const struct event *unused_event __attribute__((unused));
@@ -294,6 +300,14 @@ struct {
 	__type(key, __u64);
 	__type(value, struct io_args);
 } active SEC(".maps");
+
+/* The same, in the thread's task storage, when task_storage is set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct io_args);
+} active_task SEC(".maps");
 
 /* TLS calls in flight, by thread; same rules as active. */
 struct {
@@ -1239,6 +1253,20 @@ static __always_inline int io_enter(__u64 fd_arg, __u64 buf, __u64 iovcnt, __u8 
 		.fd = k.fd,
 		.dir = dir,
 	};
+	if (task_storage) {
+		struct io_args *slot = bpf_task_storage_get(&active_task, bpf_get_current_task_btf(), 0,
+							    BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!slot) {
+			/* No memory, or another program of this thread holds
+			 * the storage's lock: the call goes unseen. */
+			count(COUNTER_ACTIVE_MAP_FULL, 1);
+			mark_lost(st, dir);
+			return 0;
+		}
+		a.busy = 1;
+		*slot = a;
+		return 0;
+	}
 	if (bpf_map_update_elem(&active, &id, &a, BPF_ANY)) {
 		count(COUNTER_ACTIVE_MAP_FULL, 1);
 		mark_lost(st, dir);
@@ -1259,11 +1287,20 @@ static __always_inline int msg_enter(__u64 fd_arg, __u64 msg, __u8 dir)
 static __always_inline int io_exit(struct syscall_exit_args *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct io_args *saved = bpf_map_lookup_elem(&active, &id);
-	if (!saved)
-		return 0;
-	struct io_args a = *saved;
-	bpf_map_delete_elem(&active, &id);
+	struct io_args a;
+	if (task_storage) {
+		struct io_args *slot = bpf_task_storage_get(&active_task, bpf_get_current_task_btf(), 0, 0);
+		if (!slot || !slot->busy)
+			return 0;
+		a = *slot;
+		slot->busy = 0;
+	} else {
+		struct io_args *saved = bpf_map_lookup_elem(&active, &id);
+		if (!saved)
+			return 0;
+		a = *saved;
+		bpf_map_delete_elem(&active, &id);
+	}
 	__s64 ret = ctx->ret;
 	if (ret <= 0)
 		return 0;

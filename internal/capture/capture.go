@@ -20,6 +20,8 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
@@ -175,8 +177,20 @@ const (
 )
 
 // inFlightEntries, when set, replaces the size of the map of system calls
-// in flight, so that tests can fill it.
+// in flight, so that tests can fill it; it implies inFlightHash.
 var inFlightEntries uint32
+
+// inFlightHash keeps system calls in flight in the hash map even where the
+// kernel offers task storage, so that tests and benchmarks reach both.
+var inFlightHash bool
+
+// taskStorageOffered says whether tracepoint programs may call
+// bpf_task_storage_get here. Task storage maps exist since Linux 5.11, but
+// programs other than fentry/fexit and LSM got the helper later; where it
+// is refused the programs keep their in-flight calls in a hash map.
+func taskStorageOffered() bool {
+	return features.HaveProgramHelper(ebpf.TracePoint, asm.FnTaskStorageGet) == nil
+}
 
 // Probe is the loaded and attached kernel side.
 type Probe struct {
@@ -185,6 +199,10 @@ type Probe struct {
 	reader *ringbuf.Reader
 	drain  time.Duration
 	clock  *clock
+
+	// taskStorage: system calls in flight wait in task storage rather
+	// than in the active hash.
+	taskStorage bool
 
 	goSlots goSlots
 
@@ -221,19 +239,23 @@ func Load(cfg Config) (*Probe, error) {
 	if err := spec.Variables["wakeup_bytes"].Set(uint64(cfg.WakeupBytes)); err != nil {
 		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
 	}
-	var filter uint8
-	if cfg.FilterTLS {
-		filter = 1
-	}
-	if err := spec.Variables["tls_filter"].Set(filter); err != nil {
+	if err := spec.Variables["tls_filter"].Set(boolByte(cfg.FilterTLS)); err != nil {
 		return nil, fmt.Errorf("set tls_filter: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = uint32(cfg.RingBytes)
-	if inFlightEntries > 0 {
+	useTask := !inFlightHash && inFlightEntries == 0 && taskStorageOffered()
+	if err := spec.Variables["task_storage"].Set(boolByte(useTask)); err != nil {
+		return nil, fmt.Errorf("set task_storage: %w", err)
+	}
+	switch {
+	case inFlightEntries > 0:
 		spec.Maps["active"].MaxEntries = inFlightEntries
+	case useTask:
+		// Never used, but every map in the object must be created.
+		spec.Maps["active"].MaxEntries = 1
 	}
 
-	p := &Probe{drain: cfg.DrainInterval, clock: newClock()}
+	p := &Probe{drain: cfg.DrainInterval, clock: newClock(), taskStorage: useTask}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
 		return nil, explainLoadError(err)
 	}
@@ -547,4 +569,12 @@ func (p *Probe) Close() error {
 	errs = append(errs, linkErrs...)
 	errs = append(errs, p.objs.Close())
 	return errors.Join(errs...)
+}
+
+// boolByte is a C bool for a program's global variable.
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }

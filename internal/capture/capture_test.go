@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/cilium/ebpf"
 	"net"
 	"os"
 	"os/exec"
@@ -104,16 +105,55 @@ func collect(t *testing.T, p *Probe) (c *collected, stop func()) {
 	}
 }
 
+// TestCaptureCurlAgainstPythonServer runs once with system calls in flight
+// kept in task storage, which this kernel offers, and once in the hash map
+// that older kernels fall back to.
 func TestCaptureCurlAgainstPythonServer(t *testing.T) {
 	requireRoot(t)
-	p, err := Load(Config{})
-	if err != nil {
-		t.Fatalf("load: %v", err)
+	if !taskStorageOffered() {
+		t.Fatal("this kernel refuses bpf_task_storage_get to tracepoint programs; the task-storage path would go untested")
 	}
-	defer p.Close()
-	for _, host := range []string{"127.0.0.1", "::1"} {
-		t.Run(host, func(t *testing.T) { testCapture(t, p, host) })
+	for _, hash := range []bool{false, true} {
+		name := "task-storage"
+		if hash {
+			name = "hash"
+		}
+		t.Run(name, func(t *testing.T) {
+			inFlightHash = hash
+			defer func() { inFlightHash = false }()
+			p, err := Load(Config{})
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			defer p.Close()
+			if p.taskStorage == hash {
+				t.Fatalf("probe keeps calls in task storage: %v, want %v", p.taskStorage, !hash)
+			}
+			for _, host := range []string{"127.0.0.1", "::1"} {
+				t.Run(host, func(t *testing.T) { testCapture(t, p, host) })
+			}
+			if n := mapEntries(t, p.objs.Active); n != 0 {
+				t.Errorf("%d system calls left in flight in the hash map", n)
+			}
+		})
 	}
+}
+
+// mapEntries counts the entries of a hash map.
+func mapEntries(t *testing.T, m *ebpf.Map) int {
+	t.Helper()
+	var (
+		k, v []byte
+		n    int
+	)
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func testCapture(t *testing.T, p *Probe, host string) {

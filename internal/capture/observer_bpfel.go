@@ -142,7 +142,8 @@ type observerIoArgs struct {
 	Iovcnt uint64
 	Fd     int32
 	Dir    uint8
-	Pad    [3]uint8
+	Busy   uint8
+	Pad    [2]uint8
 }
 
 type observerNotice struct {
@@ -214,6 +215,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	observerMapActive             = "active"
+	observerMapActiveTask         = "active_task"
 	observerMapConns              = "conns"
 	observerMapCounters           = "counters"
 	observerMapEvents             = "events"
@@ -264,6 +266,7 @@ const (
 	observerProgSslWriteExEnter   = "ssl_write_ex_enter"
 	observerVarConnSeq            = "conn_seq"
 	observerVarSelfTgid           = "self_tgid"
+	observerVarTaskStorage        = "task_storage"
 	observerVarTlsFilter          = "tls_filter"
 	observerVarUnusedConnInfo     = "unused_conn_info"
 	observerVarUnusedCounter      = "unused_counter"
@@ -363,6 +366,7 @@ type observerProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type observerMapSpecs struct {
 	Active     *ebpf.MapSpec `ebpf:"active"`
+	ActiveTask *ebpf.MapSpec `ebpf:"active_task"`
 	Conns      *ebpf.MapSpec `ebpf:"conns"`
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
 	Events     *ebpf.MapSpec `ebpf:"events"`
@@ -387,6 +391,7 @@ type observerMapSpecs struct {
 type observerVariableSpecs struct {
 	ConnSeq            *ebpf.VariableSpec `ebpf:"conn_seq"`
 	SelfTgid           *ebpf.VariableSpec `ebpf:"self_tgid"`
+	TaskStorage        *ebpf.VariableSpec `ebpf:"task_storage"`
 	TlsFilter          *ebpf.VariableSpec `ebpf:"tls_filter"`
 	UnusedConnInfo     *ebpf.VariableSpec `ebpf:"unused_conn_info"`
 	UnusedCounter      *ebpf.VariableSpec `ebpf:"unused_counter"`
@@ -426,6 +431,7 @@ func (o *observerObjects) Close() error {
 // It can be passed to loadObserverObjects or ebpf.CollectionSpec.LoadAndAssign.
 type observerMaps struct {
 	Active     *ebpf.Map `ebpf:"active"`
+	ActiveTask *ebpf.Map `ebpf:"active_task"`
 	Conns      *ebpf.Map `ebpf:"conns"`
 	Counters   *ebpf.Map `ebpf:"counters"`
 	Events     *ebpf.Map `ebpf:"events"`
@@ -447,6 +453,7 @@ type observerMaps struct {
 func (m *observerMaps) Close() error {
 	return _ObserverClose(
 		m.Active,
+		m.ActiveTask,
 		m.Conns,
 		m.Counters,
 		m.Events,
@@ -472,6 +479,7 @@ func (m *observerMaps) Close() error {
 type observerVariables struct {
 	ConnSeq            *ebpf.Variable `ebpf:"conn_seq"`
 	SelfTgid           *ebpf.Variable `ebpf:"self_tgid"`
+	TaskStorage        *ebpf.Variable `ebpf:"task_storage"`
 	TlsFilter          *ebpf.Variable `ebpf:"tls_filter"`
 	UnusedConnInfo     *ebpf.Variable `ebpf:"unused_conn_info"`
 	UnusedCounter      *ebpf.Variable `ebpf:"unused_counter"`
