@@ -249,6 +249,9 @@ type Config struct {
 	// call stays pairable (default 2s; negative: do not wait).
 	// LLM_OBSERVER_PAIR_WAIT, flag -pair-wait.
 	PairWait time.Duration
+	// toolWait is how long a tool call waits for its result (zero: 10m);
+	// not a setting, tests shorten it.
+	toolWait time.Duration
 	// ProcessIdleTimeout is how long a process may go without calls before
 	// its providers are flushed and dropped (default 5m).
 	// LLM_OBSERVER_PROCESS_IDLE_TIMEOUT, flag -process-idle-timeout.

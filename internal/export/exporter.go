@@ -56,7 +56,8 @@ type Exporter struct {
 
 	temporality sdkmetric.TemporalitySelector
 	procs       *processTable
-	pairs       *pairing // nil when traces are off
+	pairs       *pairing     // nil when traces are off
+	tools       *toolTracker // nil when traces are off
 
 	self           *sdkmetric.MeterProvider // nil when metrics are off
 	selfReader     *sdkmetric.ManualReader
@@ -121,6 +122,7 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 	e.procs = newProcessTable(cfg.MaxProcesses, cfg.ProcessIdleTimeout, e.newProcessTelemetry)
 	if e.spans != nil {
 		e.pairs = newPairing(cfg.PairWait)
+		e.tools = newToolTracker(cfg.toolWait)
 		e.loops.Add(1)
 		go e.pairLoop()
 	}
@@ -337,6 +339,7 @@ func (e *Exporter) CallStarted(p *Process, c *genai.Call) {
 			pt.inst.side(c).active.Add(context.Background(), 1, metric.WithAttributeSet(set))
 		}
 	}
+	e.toolsAnswered(p, pt, c, now)
 	if e.pairs != nil && c.Endpoint.ClientSide {
 		if self, held := e.pairs.client(c, false, now); held != nil {
 			e.emitHeld(held, self)
@@ -388,6 +391,7 @@ func (e *Exporter) CallEnded(p *Process, c *genai.Call) {
 		self, held := e.pairs.client(c, true, now)
 		sc := e.emit(pt, c, self, trace.SpanContext{})
 		e.procs.release(pt)
+		e.toolsAsked(p, c, sc, now)
 		if held != nil {
 			e.emitHeld(held, sc)
 		}
@@ -426,6 +430,7 @@ func (e *Exporter) pairLoop() {
 				return
 			}
 			e.emitUnpaired(e.pairs.expire(now))
+			e.tools.expire(now)
 		}
 	}
 }

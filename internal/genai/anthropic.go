@@ -88,6 +88,7 @@ func (f *anthropicCall) request(st *callState, body []byte, _, _ string) bool {
 	c.ServiceTier = r.ServiceTier
 	c.OutputType = outputType(r.OutputFormat.Type)
 	c.Messages = r.Messages.n
+	c.ToolResults = anthropicToolResults(r.Messages.raw, st.opts.CaptureInput)
 	st.setEndUser(r.Metadata.UserID)
 	if st.opts.CaptureInput {
 		c.SystemInstructions = systemParts(r.System)
@@ -148,6 +149,7 @@ func (f *anthropicCall) event(st *callState, name string, data []byte, t time.Ti
 			if p := st.out.keyed(ch, key, partToolCall); p != nil {
 				b.ID.setIfChanged(&p.id)
 				b.Name.setIfChanged(&p.name)
+				p.server = string(b.Type) == `"server_tool_use"`
 			}
 		case "text":
 			if b.Text.hasText() {
@@ -232,7 +234,7 @@ func (f *anthropicCall) body(st *callState, body []byte, t time.Time) bool {
 		case "thinking":
 			st.out.appendText(ch, partReasoning, bl.Thinking)
 		case "tool_use", "server_tool_use":
-			st.out.newTool(ch, bl.ID.str(), bl.Name.str(), bl.Input)
+			st.out.newTool(ch, bl.ID.str(), bl.Name.str(), bl.Input, string(bl.Type) == `"server_tool_use"`)
 		}
 	}
 	st.terminal = true

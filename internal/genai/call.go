@@ -87,9 +87,36 @@ type ServerTiming struct {
 type ToolCall struct {
 	ID   string
 	Name string
+	// Type is gen_ai.tool.type: ToolFunction for a tool the application
+	// runs and answers in a later request, ToolExtension for one the
+	// provider runs itself (Anthropic's server tools), which no request
+	// answers.
+	Type string
 	// Arguments is the JSON text the model produced; filled only with
 	// Options.CaptureOutput, since arguments often quote user data.
 	Arguments string
+}
+
+// Tool types, as gen_ai.tool.type.
+const (
+	ToolFunction  = "function"
+	ToolExtension = "extension"
+)
+
+// ToolResult is the result of a tool call that a request hands back to the
+// model. Only the results after the request's last assistant message are
+// taken: earlier ones answered earlier requests.
+type ToolResult struct {
+	// ID is the tool call's id; empty where the API has none (Gemini and
+	// Ollama may match by name and order instead).
+	ID   string
+	Name string
+	// Error is set when the request says the tool failed (Anthropic's
+	// is_error).
+	Error bool
+	// Content is the result as JSON text; filled only with
+	// Options.CaptureInput.
+	Content string
 }
 
 // Part is one piece of a message, in the conventions' message schema.
@@ -163,6 +190,8 @@ type Call struct {
 	SystemFingerprint   string
 	Usage               Usage
 	ToolCalls           []ToolCall
+	// ToolResults are the tool results the request carries.
+	ToolResults []ToolResult
 	// EndUserHash is the salted SHA-256 of the end-user id, hex; empty when absent.
 	EndUserHash string
 

@@ -11,15 +11,16 @@ import (
 
 // contentPart is the union of the content blocks of the chat APIs.
 type contentPart struct {
-	Type      string `json:"type"`
-	Text      span   `json:"text"`
-	Refusal   span   `json:"refusal"`
-	Thinking  span   `json:"thinking"`
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Input     span   `json:"input"`
-	ToolUseID string `json:"tool_use_id"`
-	Content   span   `json:"content"`
+	Type      string  `json:"type"`
+	Text      span    `json:"text"`
+	Refusal   span    `json:"refusal"`
+	Thinking  span    `json:"thinking"`
+	ID        string  `json:"id"`
+	Name      string  `json:"name"`
+	Input     span    `json:"input"`
+	ToolUseID string  `json:"tool_use_id"`
+	Content   span    `json:"content"`
+	IsError   optBool `json:"is_error"`
 }
 
 // textParts converts a content value (a string or a list of blocks) into

@@ -451,7 +451,11 @@ func TestFixturesNoCapture(t *testing.T) {
 			want.InputMessages, want.OutputMessages, want.SystemInstructions, want.ToolDefinitions = nil, nil, nil, nil
 			want.ToolCalls = nil
 			for _, tc := range full.ToolCalls {
-				want.ToolCalls = append(want.ToolCalls, ToolCall{ID: tc.ID, Name: tc.Name})
+				want.ToolCalls = append(want.ToolCalls, ToolCall{ID: tc.ID, Name: tc.Name, Type: tc.Type})
+			}
+			want.ToolResults = nil
+			for _, tr := range full.ToolResults {
+				want.ToolResults = append(want.ToolResults, ToolResult{ID: tr.ID, Name: tr.Name, Error: tr.Error})
 			}
 			w, _ := json.MarshalIndent(want, "", "  ")
 			g, _ := json.MarshalIndent(*bare, "", "  ")

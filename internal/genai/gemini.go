@@ -112,6 +112,7 @@ func (f *geminiCall) request(st *callState, body []byte, path, query string) boo
 	}
 	if !f.embed {
 		c.Messages = r.Contents.n
+		c.ToolResults = geminiToolResults(r.Contents.raw, st.opts.CaptureInput)
 	}
 	if st.opts.CaptureInput && !f.embed {
 		c.SystemInstructions = geminiSystem(r.SystemInstruction)
@@ -167,7 +168,7 @@ func (f *geminiCall) fold(st *callState) (content bool) {
 			}
 			if fc := &p.FunctionCall; fc.Name.hasText() {
 				content = true
-				st.out.newTool(out, fc.ID.str(), fc.Name.str(), fc.Args)
+				st.out.newTool(out, fc.ID.str(), fc.Name.str(), fc.Args, false)
 			}
 		}
 		if r := cand.FinishReason.str(); r != "" && out != nil {

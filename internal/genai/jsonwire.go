@@ -29,6 +29,7 @@ var wireStructs = []any{
 	contentPart{}, openAIMessage{}, ollamaInputMessage{}, roleContent{},
 	responsesInputItem{}, toolItem{}, idOnly{},
 	geminiInputContent{}, geminiSystemInstruction{}, errorOnly{},
+	chatTurnMessage{},
 	chatProbe{}, wireError{},
 }
 
@@ -1094,6 +1095,8 @@ func (v *contentPart) readFrom(r *jsonReader) {
 			r.str(&v.ToolUseID)
 		case "content":
 			r.span(&v.Content)
+		case "is_error":
+			r.optBool(&v.IsError)
 		default:
 			if r.refold() {
 				goto retry
@@ -1142,6 +1145,27 @@ func (v *ollamaInputMessage) readFrom(r *jsonReader) {
 			r.str(&v.ToolName)
 		case "tool_call_id":
 			r.str(&v.ToolCallID)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *chatTurnMessage) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "role":
+			r.str(&v.Role)
+		case "content":
+			r.span(&v.Content)
+		case "tool_call_id":
+			r.str(&v.ToolCallID)
+		case "tool_name":
+			r.str(&v.ToolName)
 		default:
 			if r.refold() {
 				goto retry

@@ -101,6 +101,7 @@ func (f *ollamaCall) request(st *callState, body []byte, path, _ string) bool {
 	switch f.kind {
 	case ollamaChat:
 		c.Messages = r.Messages.n
+		c.ToolResults = chatToolResults(r.Messages.raw, st.opts.CaptureInput)
 		if st.opts.CaptureInput {
 			c.InputMessages = ollamaInput(r.Messages.raw)
 		}
@@ -156,7 +157,7 @@ func (f *ollamaCall) event(st *callState, _ string, data []byte, t time.Time, ti
 	for i := range l.Message.ToolCalls {
 		tc := &l.Message.ToolCalls[i]
 		content = true
-		st.out.newTool(ch, tc.ID, tc.Function.Name, tc.Function.Arguments)
+		st.out.newTool(ch, tc.ID, tc.Function.Name, tc.Function.Arguments, false)
 	}
 	if content {
 		st.contentChunk(t, timed)

@@ -222,6 +222,7 @@ func (f *chatCall) request(st *callState, body []byte, path, _ string) bool {
 	switch f.kind {
 	case chatCompletions:
 		c.Messages = r.Messages.n
+		c.ToolResults = chatToolResults(r.Messages.raw, st.opts.CaptureInput)
 		if st.opts.CaptureInput {
 			c.InputMessages = openAIInput(r.Messages.raw)
 		}

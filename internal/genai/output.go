@@ -76,6 +76,8 @@ type outPart struct {
 	text  []byte // content, or arguments of a tool call
 	id    string
 	name  string
+	// server marks a tool the provider runs itself (ToolExtension).
+	server bool
 }
 
 // choice returns choice i, or nil when i is out of bounds.
@@ -141,12 +143,13 @@ func (o *output) keyed(ch *outChoice, key int, typ string) *outPart {
 	return &ch.parts[len(ch.parts)-1]
 }
 
-// newTool adds a tool call that arrives whole (not as deltas).
-func (o *output) newTool(ch *outChoice, id, name string, args span) {
+// newTool adds a tool call that arrives whole (not as deltas); server is
+// set for a tool the provider runs itself.
+func (o *output) newTool(ch *outChoice, id, name string, args span, server bool) {
 	if ch == nil || len(ch.parts) >= maxPartsPerMsg {
 		return
 	}
-	p := outPart{typ: partToolCall, id: id, name: name}
+	p := outPart{typ: partToolCall, id: id, name: name, server: server}
 	if o.capture && args.nonEmpty() && o.keep(len(args)) == len(args) {
 		if args[0] == '"' {
 			p.text = args.appendStr(nil)
@@ -199,7 +202,10 @@ func (o *output) finish(st *callState) {
 			switch p.typ {
 			case partToolCall:
 				if len(c.ToolCalls) < maxToolCallsOut {
-					tc := ToolCall{ID: p.id, Name: p.name}
+					tc := ToolCall{ID: p.id, Name: p.name, Type: ToolFunction}
+					if p.server {
+						tc.Type = ToolExtension
+					}
 					if o.capture {
 						tc.Arguments = string(p.text)
 					}

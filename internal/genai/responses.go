@@ -111,6 +111,7 @@ func (f *responsesCall) request(st *callState, body []byte, _, _ string) bool {
 		c.Messages = 1
 	default:
 		c.Messages = r.Input.n
+		c.ToolResults = responsesToolResults(r.Input.raw, st.opts.CaptureInput)
 	}
 	if st.opts.CaptureInput {
 		c.SystemInstructions = systemParts(r.Instructions)
@@ -302,7 +303,7 @@ func (f *responsesCall) body(st *callState, body []byte, t time.Time) bool {
 			if id == "" {
 				id = it.ID.str()
 			}
-			st.out.newTool(ch, id, it.Name.str(), it.Arguments)
+			st.out.newTool(ch, id, it.Name.str(), it.Arguments, false)
 		}
 	}
 	return true
