@@ -74,7 +74,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 2, "off/on pairs per scenario")
 	flag.StringVar(&o.observer, "observer", "", "observer binary to measure (default: build ./cmd/llm-observer)")
 	flag.StringVar(&only, "scenarios", "", "comma-separated scenario names (default all: "+names()+")")
-	flag.StringVar(&o.profileDir, "profile", "", "directory for a CPU profile of the observer during each scenario's first run with it on (served by LLM_OBSERVER_PPROF_ADDR)")
+	flag.StringVar(&o.profileDir, "profile", "", "directory for a CPU profile (name.pprof) and a heap profile at its end (name.heap) of the observer during each scenario's first run with it on (served by LLM_OBSERVER_PPROF_ADDR)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fatal(errors.New("the observer loads eBPF programs: run as root (sudo make bench-load)"))
@@ -346,7 +346,15 @@ func runOnce(o *options, recv *receiver, sc scenario, serverPID int, addr string
 
 	profDone := make(chan error, 1)
 	if obs != nil && profile != "" {
-		go func() { profDone <- fetchProfile(obs.pprofAddr, profile, o.duration-time.Second) }()
+		go func() {
+			// The heap is taken as the CPU profile ends, with the load
+			// still on: what the live connections hold.
+			err := fetchProfile(obs.pprofAddr, "profile?seconds="+fmt.Sprint(max(int((o.duration-time.Second).Seconds()), 1)), profile)
+			if err == nil {
+				err = fetchProfile(obs.pprofAddr, "heap", strings.TrimSuffix(profile, ".pprof")+".heap")
+			}
+			profDone <- err
+		}()
 	} else {
 		profDone <- nil
 	}
@@ -416,9 +424,9 @@ poll:
 	return r, nil
 }
 
-func fetchProfile(addr, path string, d time.Duration) error {
-	secs := max(int(d.Seconds()), 1)
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+// fetchProfile saves the pprof endpoint what (e.g. "heap") at path.
+func fetchProfile(addr, what, path string) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s", addr, what))
 	if err != nil {
 		return err
 	}
