@@ -6,6 +6,7 @@
 //
 //	llm-observer [flags]        run until SIGINT or SIGTERM
 //	llm-observer check          report the kernel features it needs
+//	llm-observer top [flags]    a live view of the calls and the observer's health
 //	llm-observer version
 //
 // Every setting is an environment variable, most also a flag, which wins;
@@ -32,6 +33,7 @@ import (
 	"github.com/llm-observer/llm-observer/internal/config"
 	"github.com/llm-observer/llm-observer/internal/discover"
 	"github.com/llm-observer/llm-observer/internal/export"
+	"github.com/llm-observer/llm-observer/internal/feed"
 	"github.com/llm-observer/llm-observer/internal/genai"
 	"github.com/llm-observer/llm-observer/internal/health"
 	"github.com/llm-observer/llm-observer/internal/observer"
@@ -52,10 +54,12 @@ func main() {
 		err = run(args)
 	case "check":
 		err = check(os.Stdout)
+	case "top":
+		err = runTop(args)
 	case "version":
 		fmt.Println("llm-observer", version)
 	default:
-		err = fmt.Errorf("unknown command %q: use run, check or version", cmd)
+		err = fmt.Errorf("unknown command %q: use run, check, top or version", cmd)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "llm-observer:", err)
@@ -96,6 +100,24 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	return serve(cfg, serveOptions{})
+}
+
+// serveOptions adapt the service to `top`, which runs the same data path
+// in its own process and shows the calls instead of printing them.
+type serveOptions struct {
+	// parent ends the service as a signal does; nil: only signals do.
+	parent context.Context
+	// onFeed receives the live feed once the data path runs.
+	onFeed func(*feed.Feed)
+}
+
+// serve runs the observer with cfg until a signal, or opts.parent, ends it.
+func serve(cfg config.Config, opts serveOptions) error {
+	parent := opts.parent
+	if parent == nil {
+		parent = context.Background()
+	}
 	tlsOpts := discover.TLSOptions{
 		Executables: cfg.TLSExecutables,
 		PIDs:        cfg.TLSPIDs,
@@ -111,7 +133,7 @@ func run(args []string) error {
 		}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	clock := &shutdownClock{timeout: cfg.ShutdownTimeout}
 	context.AfterFunc(ctx, func() {
@@ -222,7 +244,13 @@ func run(args []string) error {
 			}
 		}()
 	}
-	agent := observer.New(agentCfg, procs, identity(pods), exp)
+	var agent *observer.Agent
+	live := feed.New(feed.Config{
+		Health: func() feed.Health { return healthOf(agent, probe) },
+		Logf:   func(format string, args ...any) { fmt.Fprintf(os.Stderr, "llm-observer: "+format+"\n", args...) },
+	})
+	agent = observer.New(agentCfg, procs, identity(pods), liveExporter{exp, live})
+	agent.AddSamples(func() []observer.SelfSample { return feedSamples(live) })
 	if tls != nil {
 		agent.AddSamples(func() []observer.SelfSample { return tlsSamples(tls.Stats()) })
 	}
@@ -234,6 +262,11 @@ func run(args []string) error {
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- agent.Run(ctx, probe) }()
+	stopFeed := offerFeed(ctx, live, cfg.Feed, os.Stderr)
+	defer stopFeed()
+	if opts.onFeed != nil {
+		opts.onFeed(live)
+	}
 	if tls != nil {
 		// Ready means every process running now has its TLS probes: the
 		// first scan reads each executable once, a few seconds on a busy

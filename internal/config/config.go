@@ -38,6 +38,9 @@ type Config struct {
 	UserIDSalt string
 	// HealthAddr serves /healthz, /readyz and /metrics; empty: off.
 	HealthAddr string
+	// Feed is where the live feed of calls is offered: a Unix socket path
+	// or a loopback host:port; empty: off.
+	Feed string
 	// NodeName is the Kubernetes node whose pods are looked up.
 	NodeName string
 	// ShutdownTimeout bounds the time from SIGTERM to exit.

@@ -14,6 +14,7 @@ import (
 	"github.com/llm-observer/llm-observer/internal/capture"
 	"github.com/llm-observer/llm-observer/internal/decode"
 	"github.com/llm-observer/llm-observer/internal/export"
+	"github.com/llm-observer/llm-observer/internal/feed"
 )
 
 var update = flag.Bool("update", false, "rewrite README.md's settings table from the settings list")
@@ -47,6 +48,7 @@ func defaults() Config {
 		Limits:          decode.Limits{MaxBodyBytes: decode.DefaultMaxBodyBytes, MaxHeaderBytes: decode.DefaultMaxHeaderBytes},
 		ProcRoot:        "/proc",
 		HealthAddr:      "127.0.0.1:9464",
+		Feed:            feed.DefaultSocket,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		TLS:             true,
 	}
@@ -104,6 +106,7 @@ func TestLoad(t *testing.T) {
 			"LLM_OBSERVER_RING_BYTES":                           "4194304",
 			"LLM_OBSERVER_MAX_BODY_BYTES":                       "2048",
 			"LLM_OBSERVER_HEALTH_ADDR":                          "",
+			"LLM_OBSERVER_FEED":                                 "127.0.0.1:7464",
 			"LLM_OBSERVER_SHUTDOWN_TIMEOUT":                     "25s",
 			"LLM_OBSERVER_PROVIDERS":                            "LLM.internal:8000=vllm, :11434=ollama",
 			"LLM_OBSERVER_TLS":                                  "false",
@@ -125,6 +128,7 @@ func TestLoad(t *testing.T) {
 			c.Capture = capture.Config{Paths: []string{"/api/chat", "/v1/messages"}, Ports: []uint16{11434, 8000}, RingBytes: 4 << 20}
 			c.Limits.MaxBodyBytes = 2048
 			c.HealthAddr = "" // set empty: off
+			c.Feed = "127.0.0.1:7464"
 			c.ShutdownTimeout = 25 * time.Second
 			c.Providers = map[string]string{"llm.internal:8000": "vllm", ":11434": "ollama"}
 			c.TLS, c.TLSPIDs = false, []int{1, 42}
@@ -146,7 +150,7 @@ func TestLoad(t *testing.T) {
 			"-metrics-exporter", "none", "-otlp-metrics-temporality", "lowmemory", "-metric-export-interval", "30s",
 			"-resource-attributes", "region=eu", "-semconv-stability-opt-in", "gen_ai_latest_experimental",
 			"-console=false", "-emit-gen-ai-system", "-content-max-bytes", "2048", "-process-idle-timeout", "1m", "-max-processes", "8",
-			"-ports", "9000", "-shutdown-timeout", "3s", "-tls=false",
+			"-ports", "9000", "-shutdown-timeout", "3s", "-tls=false", "-feed", "",
 		},
 		want: func(c *Config) {
 			e := &c.Export
@@ -159,6 +163,7 @@ func TestLoad(t *testing.T) {
 			e.PairWait, e.ProcessIdleTimeout, e.MaxProcesses = time.Second, time.Minute, 8
 			c.Capture.Ports = []uint16{9000}
 			c.ShutdownTimeout, c.TLS = 3*time.Second, false
+			c.Feed = "" // set empty: off
 		},
 	}}
 	for _, tt := range tests {
@@ -205,6 +210,8 @@ func TestInvalidValues(t *testing.T) {
 		{"LLM_OBSERVER_RING_BYTES", "5000000", "power of two"},
 		{"LLM_OBSERVER_MAX_BODY_BYTES", "1MB", "bytes"},
 		{"LLM_OBSERVER_HEALTH_ADDR", "9464", "host:port"},
+		{"LLM_OBSERVER_FEED", "run/feed.sock", "absolute path"},
+		{"LLM_OBSERVER_FEED", "0.0.0.0:7464", "loopback"},
 		{"LLM_OBSERVER_SHUTDOWN_TIMEOUT", "10", "duration"},
 		{"LLM_OBSERVER_TLS", "yes please", "true"},
 		{"LLM_OBSERVER_TLS_PIDS", "init", "pids"},

@@ -13,6 +13,7 @@ import (
 	"github.com/llm-observer/llm-observer/internal/capture"
 	"github.com/llm-observer/llm-observer/internal/decode"
 	"github.com/llm-observer/llm-observer/internal/export"
+	"github.com/llm-observer/llm-observer/internal/feed"
 )
 
 // setting is one row of the table: how a variable (and its flag) is read.
@@ -239,6 +240,22 @@ var settings = []setting{
 				}
 			}
 			c.HealthAddr = v
+			return nil
+		}},
+	{env: "LLM_OBSERVER_FEED", flag: "feed", def: feed.DefaultSocket, keepEmpty: true,
+		accepts: "an absolute path (a Unix socket), a loopback `host:port`, or empty",
+		help:    "the live feed of calls and health that `llm-observer top` reads: a Unix socket only root (the observer's user) may use, or a loopback port any local user may read; empty turns it off",
+		set: func(c *Config, v string) error {
+			if v != "" && !feed.IsUnix(v) {
+				host, _, err := net.SplitHostPort(v)
+				if err != nil {
+					return fmt.Errorf("%q is neither an absolute path nor host:port", v)
+				}
+				if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+					return fmt.Errorf("%q is not a loopback address: the feed shows every call on the host", v)
+				}
+			}
+			c.Feed = v
 			return nil
 		}},
 	{env: "LLM_OBSERVER_PAIR_WAIT", flag: "pair-wait", def: export.DefaultPairWait.String(), accepts: acceptsDuration + "; negative: off",

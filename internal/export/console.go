@@ -30,6 +30,13 @@ func (c *console) print(p *Process, call *genai.Call) {
 	c.w.Write(c.buf) //nolint:errcheck // a broken terminal must not stop the export
 }
 
+// ConsoleLine returns the console line of a call without its newline, for
+// other views of the same calls (the live feed) to show it the same way.
+func ConsoleLine(p *Process, c *genai.Call) string {
+	b := appendConsoleLine(make([]byte, 0, 128), p, c)
+	return string(b[:len(b)-1])
+}
+
 func appendConsoleLine(b []byte, p *Process, c *genai.Call) []byte {
 	b = c.Start.Local().AppendFormat(b, "15:04:05.000")
 	b = append(b, ' ')
