@@ -192,6 +192,8 @@ func serve(cfg config.Config, opts serveOptions) error {
 	pods := startKubernetes(ctx, cfg.NodeName)
 	defer pods.Close()
 
+	llmPaths := cfg.Capture.Paths
+	cfg.Capture.Paths = cfg.KernelPaths() // MCP traffic is followed like LLM calls
 	probe, err := capture.Load(cfg.Capture)
 	if err != nil {
 		return fmt.Errorf("%w\n(run 'llm-observer check' to see what this machine lacks)", err)
@@ -213,7 +215,7 @@ func serve(cfg config.Config, opts serveOptions) error {
 		Limits: cfg.Limits,
 		GenAI:  genaiOptions(cfg.Export, cfg.Providers, cfg.UserIDSalt),
 	}
-	agentCfg.LLMPaths = cfg.Capture.Paths
+	agentCfg.LLMPaths, agentCfg.MCPPaths = llmPaths, cfg.MCPPaths
 	agentCfg.Verdict = func(k capture.ConnKey, keep bool) {
 		if err := probe.SetVerdict(k, keep); err != nil {
 			fmt.Fprintln(os.Stderr, "llm-observer:", err)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,9 @@ type Config struct {
 	Providers map[string]string
 	// UserIDSalt salts the hash of end-user ids; empty: random per start.
 	UserIDSalt string
+	// MCPPaths are the request-path prefixes of MCP traffic; the kernel
+	// follows them beside Capture.Paths (see KernelPaths). Empty: none.
+	MCPPaths []string
 	// HealthAddr serves /healthz, /readyz and /metrics; empty: off.
 	HealthAddr string
 	// Feed is where the live feed of calls is offered: a Unix socket path
@@ -58,6 +62,22 @@ type Config struct {
 // DefaultShutdownTimeout is how long the observer takes at most from SIGTERM
 // to exit, well inside Kubernetes' default 30 s grace period.
 const DefaultShutdownTimeout = 10 * time.Second
+
+// KernelPaths are the path prefixes the kernel follows: the LLM ones and
+// then the MCP ones it does not already have.
+func (c *Config) KernelPaths() []string {
+	paths := c.Capture.Paths
+	if len(paths) == 0 {
+		paths = capture.DefaultPaths
+	}
+	out := slices.Clone(paths)
+	for _, p := range c.MCPPaths {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // Load builds the Config from the defaults, the environment (read through
 // lookup, os.LookupEnv in the binary) and then args, so a flag wins over

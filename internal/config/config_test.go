@@ -15,6 +15,7 @@ import (
 	"github.com/llm-observer/llm-observer/internal/decode"
 	"github.com/llm-observer/llm-observer/internal/export"
 	"github.com/llm-observer/llm-observer/internal/feed"
+	"github.com/llm-observer/llm-observer/internal/genai"
 )
 
 var update = flag.Bool("update", false, "rewrite README.md's settings table from the settings list")
@@ -45,6 +46,7 @@ func defaults() Config {
 			SpanQueue: export.DefaultSpanQueue, LogQueue: export.DefaultLogQueue,
 		},
 		Capture:         capture.Config{Paths: capture.DefaultPaths, RingBytes: capture.DefaultRingBytes},
+		MCPPaths:        genai.DefaultMCPPaths,
 		Limits:          decode.Limits{MaxBodyBytes: decode.DefaultMaxBodyBytes, MaxHeaderBytes: decode.DefaultMaxHeaderBytes},
 		ProcRoot:        "/proc",
 		HealthAddr:      "127.0.0.1:9464",

@@ -14,6 +14,7 @@ import (
 	"github.com/llm-observer/llm-observer/internal/decode"
 	"github.com/llm-observer/llm-observer/internal/export"
 	"github.com/llm-observer/llm-observer/internal/feed"
+	"github.com/llm-observer/llm-observer/internal/genai"
 )
 
 // setting is one row of the table: how a variable (and its flag) is read.
@@ -198,6 +199,19 @@ var settings = []setting{
 				}
 			}
 			c.Capture.Paths = paths
+			return nil
+		}},
+	{env: "LLM_OBSERVER_MCP_PATHS", flag: "mcp-paths", def: strings.Join(genai.DefaultMCPPaths, ", "), keepEmpty: true,
+		accepts: "path prefixes starting with `/`, comma-separated, or empty for none (at most 32 with the LLM paths)",
+		help:    "request-path prefixes of MCP (Model Context Protocol) traffic over HTTP, followed like the LLM paths and read as JSON-RPC",
+		set: func(c *Config, v string) error {
+			paths := splitList(v)
+			for _, p := range paths {
+				if !strings.HasPrefix(p, "/") {
+					return fmt.Errorf("%q does not start with /", p)
+				}
+			}
+			c.MCPPaths = append([]string{}, paths...) // empty, not nil: none
 			return nil
 		}},
 	{env: "LLM_OBSERVER_PORTS", flag: "ports", accepts: "TCP ports 1–65535, comma-separated",

@@ -54,6 +54,9 @@ func appendConsoleLine(b []byte, p *Process, c *genai.Call) []byte {
 	if !c.Endpoint.ClientSide {
 		b = append(b, " (server)"...)
 	}
+	if c.MCP != nil {
+		return appendMCPLine(b, c)
+	}
 	b = appendField(b, "", orDash(c.Provider))
 	b = appendField(b, "", operationName(c))
 	model := c.RequestModel

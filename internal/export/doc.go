@@ -99,6 +99,14 @@
 // by llm_observer.signal and reason) and llm_observer.export.processes
 // ({process}, gauge), plus whatever the agent records through SelfMeter.
 //
+// # MCP
+//
+// A call with genai.Call.MCP set is an MCP message, not an LLM call: its
+// span, its histograms (mcp.client.operation.duration and
+// mcp.server.operation.duration) and its console line follow the MCP
+// conventions instead, as mcp.go describes; pairing and the export queues
+// are the same.
+//
 // # Content
 //
 // Off by default. When captured, gen_ai.system_instructions,

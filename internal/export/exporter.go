@@ -332,7 +332,7 @@ func (e *Exporter) CallStarted(p *Process, c *genai.Call) {
 	now := time.Now()
 	pt := e.procs.acquire(p, now)
 	defer e.procs.release(pt)
-	if pt.inst != nil {
+	if pt.inst != nil && c.MCP == nil { // MCP messages have no active-request count
 		var buf [8]attribute.KeyValue
 		set := attribute.NewSet(e.metricAttrs(buf[:0], c, false)...)
 		if pt.started(c, set) {

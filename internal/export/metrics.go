@@ -43,6 +43,7 @@ type instruments struct {
 	serverTokens   metric.Int64Histogram
 
 	client, server sideInstruments
+	mcp            mcpInstruments
 
 	sets setCache
 }
@@ -74,7 +75,9 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 	client, errC := newSideInstruments(m, prefixClient, "made")
 	server, errS := newSideInstruments(m, prefixServer, "served")
 	ins.client, ins.server = client, server
-	return &ins, errors.Join(append(errs[:], errC, errS)...)
+	var errM error
+	ins.mcp, errM = newMCPInstruments(m)
+	return &ins, errors.Join(append(errs[:], errC, errS, errM)...)
 }
 
 func newSideInstruments(m metric.Meter, prefix, verb string) (sideInstruments, error) {
@@ -149,6 +152,10 @@ func (ins *instruments) side(c *genai.Call) *sideInstruments {
 
 // record adds one ended call to the process's instruments.
 func (e *Exporter) record(ins *instruments, c *genai.Call) {
+	if c.MCP != nil {
+		recordMCP(ins, c)
+		return
+	}
 	ctx := context.Background()
 	sets := ins.sets.get(e, c)
 	set, withErr := sets.common.rec, sets.withErr.rec

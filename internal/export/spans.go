@@ -204,6 +204,9 @@ func requestSpanContext(c *genai.Call) trace.SpanContext {
 // span; parent, when valid, is the client span a server span belongs under.
 // It returns the span's context.
 func (e *Exporter) emit(pt *processTelemetry, c *genai.Call, self, parent trace.SpanContext) trace.SpanContext {
+	if c.MCP != nil {
+		return e.emitMCP(pt, c, self, parent)
+	}
 	ctx := parentContext(c, parent)
 	if self.IsValid() {
 		ctx = withReservedIDs(ctx, self)

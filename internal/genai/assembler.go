@@ -33,6 +33,13 @@ type Options struct {
 	// kept per call with CaptureOutput (default 1 MiB); the rest is dropped
 	// at a word boundary and Call.ContentTruncated set.
 	MaxOutputContentBytes int
+	// MCPPaths are the request-path prefixes of MCP traffic; nil means
+	// DefaultMCPPaths, empty none.
+	MCPPaths []string
+	// MCPSessions, shared by the assemblers of every connection, matches
+	// MCP answers that arrive on another connection's stream; nil leaves
+	// such requests unanswered (truncated).
+	MCPSessions *MCPSessions
 }
 
 const (
@@ -78,6 +85,7 @@ type Assembler struct {
 	h       Handler
 	pending []*callState
 	stats   Stats
+	streams []*mcpStream // MCP GET streams that may carry answers
 }
 
 var _ decode.Sink = (*Assembler)(nil)
@@ -124,6 +132,7 @@ func (a *Assembler) Request(x *decode.Exchange) {
 func (a *Assembler) Event(x *decode.Exchange, ev decode.StreamEvent) {
 	st := a.find(x)
 	if st == nil {
+		a.mcpStreamEvent(x, ev)
 		return
 	}
 	st.head(x)
@@ -143,6 +152,7 @@ func (a *Assembler) Event(x *decode.Exchange, ev decode.StreamEvent) {
 func (a *Assembler) Done(x *decode.Exchange) {
 	i := a.index(x)
 	if i < 0 {
+		a.mcpStreamDone(x)
 		return
 	}
 	st := a.pending[i]
@@ -159,7 +169,11 @@ func (a *Assembler) Done(x *decode.Exchange) {
 			a.stats.Unparsed++
 		}
 	}
+	if a.mcpDone(st, x) {
+		return // answered on another connection's stream, later
+	}
 	st.finish(x)
+	mcpEnd(st)
 	a.h.CallEnded(st.c)
 }
 
@@ -171,6 +185,9 @@ func (a *Assembler) Close() {
 		a.h.CallEnded(st.c)
 	}
 	a.pending = nil
+	for len(a.streams) > 0 {
+		a.endMCPStream(0)
+	}
 }
 
 func (a *Assembler) index(x *decode.Exchange) int {
@@ -199,6 +216,9 @@ func (a *Assembler) start(x *decode.Exchange) *callState {
 		} else {
 			path = "/"
 		}
+	}
+	if a.onMCPPath(path) {
+		return a.startMCP(x, path, query)
 	}
 	if isWorkerHop(req.Method, path, req.Body) {
 		a.stats.WorkerHops++

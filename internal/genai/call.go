@@ -232,6 +232,10 @@ type Call struct {
 	// Options.MaxOutputContentBytes and the rest was not kept.
 	ContentTruncated bool
 
+	// MCP is set when the exchange was an MCP message rather than an LLM
+	// call (a request on an MCP path); the LLM fields then stay empty.
+	MCP *MCP `json:",omitempty"`
+
 	// Content, filled only when content capture is switched on.
 	SystemInstructions []Part
 	InputMessages      []Message

@@ -44,6 +44,9 @@ type Config struct {
 	// never), so the kernel stops sending the others. It must not block.
 	Verdict  func(conn capture.ConnKey, keep bool)
 	LLMPaths []string
+	// MCPPaths are the MCP path prefixes, kept over HTTP/2 like LLMPaths
+	// and handed to the assemblers; nil means genai.DefaultMCPPaths.
+	MCPPaths []string
 }
 
 // Source is where the agent's events come from; capture's Probe is one.
@@ -124,6 +127,11 @@ func (a *Agent) http2Wanted(path, contentType string) bool {
 			return true
 		}
 	}
+	for _, p := range a.cfg.MCPPaths {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
 	return false
 }
 
@@ -150,6 +158,14 @@ func New(cfg Config, procs *discover.Table, identity Identity, exp Exporter) *Ag
 	}
 	if len(cfg.LLMPaths) == 0 {
 		cfg.LLMPaths = capture.DefaultPaths
+	}
+	if cfg.MCPPaths == nil {
+		cfg.MCPPaths = genai.DefaultMCPPaths
+	}
+	cfg.GenAI.MCPPaths = cfg.MCPPaths
+	if cfg.GenAI.MCPSessions == nil {
+		// MCP answers of one session may come on another connection.
+		cfg.GenAI.MCPSessions = genai.NewMCPSessions()
 	}
 	a := &Agent{
 		cfg:       cfg,
