@@ -110,9 +110,9 @@ type agentRun struct {
 // initialize, notifications/initialized, tools/list, a call whose tool
 // fails, a call of a tool the server lacks, and the call the model asked
 // for) and sends the result back. The trace must hold the two chat spans,
-// one execute_tool span between them, and each MCP message as a CLIENT span
-// in the agent and a SERVER span in the MCP server, with the conventions'
-// names and attributes.
+// one execute_tool span between them, and inside it each MCP message as a
+// CLIENT span in the agent (its child) and a SERVER span in the MCP server
+// (the client span's child), with the conventions' names and attributes.
 func TestAgentLoop(t *testing.T) {
 	recv := otlptest.Start(t)
 	llm := &agentLLM{}
@@ -219,6 +219,7 @@ func TestAgentLoop(t *testing.T) {
 	}
 
 	// One execute_tool span for the tool call, between the two chats.
+	var tool *otlptest.Span
 	var tools []otlptest.Span
 	for _, s := range agentSpans {
 		if s.Name == "execute_tool get_weather" {
@@ -229,11 +230,11 @@ func TestAgentLoop(t *testing.T) {
 		logSpans()
 		t.Errorf("%d execute_tool get_weather spans in the agent, want 1", len(tools))
 	} else {
-		tool := tools[0]
+		tool = &tools[0]
 		if tool.Kind != tracepb.Span_SPAN_KIND_INTERNAL {
 			t.Errorf("execute_tool span kind %v, want INTERNAL", tool.Kind)
 		}
-		wantAttrs(t, &tool, map[string]any{"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather", "gen_ai.tool.call.id": agentToolCallID})
+		wantAttrs(t, tool, map[string]any{"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather", "gen_ai.tool.call.id": agentToolCallID})
 		if tool.Start.Before(chats[0].End.Add(-clockSlack)) || tool.End.After(chats[1].Start.Add(clockSlack)) {
 			t.Errorf("execute_tool span [%s, %s] is not between the chats' end %s and start %s",
 				tool.Start.Format(time.StampMicro), tool.End.Format(time.StampMicro),
@@ -307,6 +308,14 @@ func TestAgentLoop(t *testing.T) {
 		}
 		if s.TraceID != c.TraceID || s.ParentSpanID != c.SpanID {
 			t.Errorf("%s id %q: the SERVER span is not the child of the CLIENT span", w.name, w.id)
+		}
+		// The agent sent it while running the tool: it belongs under the
+		// execute_tool span, in the loop's trace.
+		if tool != nil && (c.TraceID != tool.TraceID || c.ParentSpanID != tool.SpanID) {
+			t.Errorf("%s id %q: the CLIENT span is not the child of the execute_tool span", w.name, w.id)
+		}
+		if tool != nil && (c.Start.Before(tool.Start.Add(-clockSlack)) || c.End.After(tool.End.Add(clockSlack))) {
+			t.Errorf("%s id %q: the CLIENT span is outside the execute_tool span", w.name, w.id)
 		}
 		if s.Start.Before(c.Start.Add(-clockSlack)) || s.End.After(c.End.Add(clockSlack)) {
 			t.Errorf("%s id %q: SERVER span [%s, %s] outside its CLIENT span [%s, %s]", w.name, w.id,

@@ -340,6 +340,7 @@ func (e *Exporter) CallStarted(p *Process, c *genai.Call) {
 		}
 	}
 	e.toolsAnswered(p, pt, c, now)
+	e.mcpUnderTool(p, c)
 	if e.pairs != nil && c.Endpoint.ClientSide {
 		if self, held := e.pairs.client(c, false, now); held != nil {
 			e.emitHeld(held, self)
@@ -378,6 +379,7 @@ func (e *Exporter) CallEnded(p *Process, c *genai.Call) {
 		}
 		e.record(pt.inst, c)
 	}
+	e.mcpUnderTool(p, c)
 	if e.spans == nil && e.logs == nil {
 		e.procs.release(pt)
 		return

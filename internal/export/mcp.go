@@ -71,6 +71,20 @@ func mcpSpanName(c *genai.Call) string {
 	return m.Method
 }
 
+// mcpUnderTool puts an MCP message the agent sends while one of its tool
+// executions runs (a tools/call of that tool, or the initialize and
+// tools/list before it) under that execute_tool span, as a traceparent
+// would: the MCP server's span follows it there through pairing. A request
+// with a traceparent of its own keeps it.
+func (e *Exporter) mcpUnderTool(p *Process, c *genai.Call) {
+	if c.MCP == nil || !c.Endpoint.ClientSide || c.TraceParent != "" {
+		return
+	}
+	if sc, ok := e.runningTool(p, c.MCP.ToolName, c.Start); ok {
+		adoptToolParent(c, sc)
+	}
+}
+
 // mcpAttributes appends what spans and metrics share: the conventions'
 // metric attributes of the message.
 func mcpAttributes(a []attribute.KeyValue, c *genai.Call) []attribute.KeyValue {

@@ -186,3 +186,58 @@ func TestMCPConsoleLine(t *testing.T) {
 		t.Errorf("server console line %q", buf.String())
 	}
 }
+
+// TestMCPUnderToolExecution: an MCP tools/call the agent sends while it
+// runs that tool goes under its execute_tool span, and the MCP server's span
+// under it, in one trace with the chats. A message naming no tool while two
+// tools run (get_weather and get_time here) could belong to either, and one
+// sent before any ran to none: both stay out.
+func TestMCPUnderToolExecution(t *testing.T) {
+	e, rcv := newTestExporter(t, otlptest.GRPC, nil)
+	ask, answer := agentRound() // in curl: asked at 800 ms, answered at 2000 ms
+	end(e, curl, ask)
+	for i, m := range []genai.MCP{
+		{Method: "initialize", RequestID: "1", Answered: true},
+		{Method: "tools/call", RequestID: "2", ToolName: "get_weather", Answered: true},
+	} {
+		client := mcpCall(true, 900+i*100, 950+i*100, m)
+		server := mcpCall(false, 901+i*100, 949+i*100, m)
+		e.CallStarted(curl, client)
+		end(e, mcpProc, server)
+		e.CallEnded(curl, client)
+	}
+	// One before the tool ran is nobody's child.
+	before := mcpCall(true, 100, 120, genai.MCP{Method: "tools/list", RequestID: "0", Answered: true})
+	end(e, curl, before)
+	end(e, curl, answer)
+	flush(t, e)
+	spans := rcv.WaitSpans(t, 2+2+4+1, waitLong)
+	var weather *otlptest.Span
+	for i := range spans {
+		if spans[i].Name == "execute_tool get_weather" {
+			weather = &spans[i]
+		}
+	}
+	if weather == nil {
+		t.Fatal("no execute_tool get_weather span")
+	}
+	for _, s := range spans {
+		if s.Attributes.Str("mcp.method.name") == "" {
+			continue
+		}
+		switch {
+		case s.Attributes.Str("mcp.method.name") != "tools/call":
+			if s.TraceID == weather.TraceID {
+				t.Errorf("%v %s, sent before the tool ran or naming no tool while two ran, is in the tool's trace", s.Kind, s.Name)
+			}
+		case s.Kind == tracepb.Span_SPAN_KIND_CLIENT:
+			if s.TraceID != weather.TraceID || s.ParentSpanID != weather.SpanID {
+				t.Errorf("client %s is not the child of the execute_tool span", s.Name)
+			}
+		default:
+			if s.TraceID != weather.TraceID || s.ParentSpanID == weather.SpanID || !s.ParentSpanID.IsValid() {
+				t.Errorf("server %s is not under its client span in the tool's trace", s.Name)
+			}
+		}
+	}
+}
