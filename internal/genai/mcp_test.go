@@ -251,3 +251,27 @@ func TestMCPFuzzSeedsCurrent(t *testing.T) {
 		putSeed(t, filepath.Join(dir, "seed_"+name), seed)
 	}
 }
+
+// BenchmarkMCPToolCall is one whole MCP tools/call as the agent's side sees
+// it over Streamable HTTP: the POST, a progress notification and the answer
+// as stream events, and the exchange's end.
+func BenchmarkMCPToolCall(b *testing.B) {
+	req := []byte(`{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Paris"},"_meta":{"progressToken":17}}}`)
+	progress := []byte(`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":17,"progress":1,"total":2}}`)
+	answer := []byte(`{"jsonrpc":"2.0","id":17,"result":{"content":[{"type":"text","text":"18°C, light rain"}],"isError":false}}`)
+	a := NewAssembler(&Options{MCPSessions: NewMCPSessions()}, testEndpoint, nopHandler{})
+	h := http.Header{"Mcp-Session-Id": {"4NBZQ5VXQ2ZKBFZ7M5LWJ3XKQH"}, "Mcp-Protocol-Version": {"2025-06-18"}}
+	respHeader := http.Header{"Content-Type": {"text/event-stream"}}
+	b.SetBytes(int64(len(req) + len(progress) + len(answer)))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		x := &decode.Exchange{Seq: uint64(i), ClientSide: true, Request: decode.Request{Method: "POST", Target: "/mcp", Header: h, Body: req, Start: fixtureBase, End: fixtureBase}}
+		a.Request(x)
+		x.HasResponse = true
+		x.Response = decode.Response{Status: 200, Stream: decode.SSE, Header: respHeader, Start: fixtureBase, HeaderEnd: fixtureBase}
+		a.Event(x, decode.StreamEvent{Time: fixtureBase, Name: "message", Data: progress})
+		a.Event(x, decode.StreamEvent{Time: fixtureBase, Name: "message", Data: answer})
+		x.Response.End = fixtureBase
+		a.Done(x)
+	}
+}
