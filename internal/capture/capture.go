@@ -155,12 +155,14 @@ type Config struct {
 
 // DefaultPaths are the request-path prefixes of the LLM APIs recognised by
 // default: Ollama native, OpenAI and its many compatible servers, Anthropic,
-// Gemini, llama.cpp and Azure OpenAI.
+// Gemini, llama.cpp, Azure OpenAI and the Amazon Bedrock runtime
+// (/model/{id}/converse and the like).
 var DefaultPaths = []string{
 	"/api/chat", "/api/generate", "/api/embed",
 	"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
 	"/v1/messages", "/v1beta/models/", "/v1/models/",
 	"/completion", "/chat/completions", "/embeddings", "/openai/deployments/",
+	"/model/",
 }
 
 // DefaultRingBytes is the ring buffer size when Config.RingBytes is zero.

@@ -60,6 +60,9 @@ func recognise(method, path string, h http.Header, body []byte) *apiSpec {
 		return nil
 	}
 	p := strings.TrimRight(path, "/")
+	if spec := bedrockSpec(p); spec != nil {
+		return spec
+	}
 	// Gemini names the model and the method in the last segment:
 	// /v1beta/models/gemini-2.0-flash:streamGenerateContent.
 	if i := strings.LastIndexByte(p, ':'); i >= 0 && strings.LastIndexByte(p, '/') < i {

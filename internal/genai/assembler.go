@@ -143,7 +143,13 @@ func (a *Assembler) Event(x *decode.Exchange, ev decode.StreamEvent) {
 	if ev.Truncated {
 		st.c.Truncated = true
 	}
-	if !st.fam.event(st, ev.Name, ev.Data, ev.Time, true) {
+	var ok bool
+	if mr, is := st.fam.(messageReader); is && ev.MessageType != "" {
+		ok = mr.message(st, ev, true)
+	} else {
+		ok = st.fam.event(st, ev.Name, ev.Data, ev.Time, true)
+	}
+	if !ok {
 		a.stats.Unparsed++
 	}
 }

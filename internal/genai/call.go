@@ -35,6 +35,7 @@ const (
 	ProviderXAI        = "x_ai"
 	ProviderPerplexity = "perplexity"
 	ProviderCohere     = "cohere"
+	ProviderBedrock    = "aws.bedrock"
 
 	// ProviderOllama is an Ollama server, native API or its OpenAI- and
 	// Anthropic-compatible ones.
@@ -147,7 +148,9 @@ type Call struct {
 	// "ollama.generate", "ollama.embed", "openai.chat_completions",
 	// "openai.completions", "openai.embeddings", "openai.responses",
 	// "anthropic.messages", "gemini.generate_content",
-	// "gemini.embed_content" or "llama_cpp.completion". The API says how to
+	// "gemini.embed_content", "llama_cpp.completion", "aws.bedrock.converse",
+	// "aws.bedrock.converse_stream", "aws.bedrock.invoke_model" or
+	// "aws.bedrock.invoke_model_with_response_stream". The API says how to
 	// parse; Provider says who served it (vLLM serves
 	// "openai.chat_completions").
 	API      string

@@ -20,11 +20,14 @@ var credentialHeaders = []string{
 	"X-Goog-Api-Key",            // Gemini
 	"Ocp-Apim-Subscription-Key", // Azure API Management in front of a model
 	"X-Auth-Token",
+	"X-Amz-Security-Token", // AWS temporary credentials' session token (SigV4)
 }
 
 // credentialQueryKeys are the query parameters whose value is a secret
-// (lower case; Gemini takes ?key=).
-var credentialQueryKeys = []string{"key", "api_key", "api-key", "apikey", "access_token"}
+// (lower case; Gemini takes ?key=, a SigV4 presigned URL its signature,
+// credential scope and session token).
+var credentialQueryKeys = []string{"key", "api_key", "api-key", "apikey", "access_token",
+	"x-amz-signature", "x-amz-credential", "x-amz-security-token"}
 
 // Values shorter than minSecretBytes are never scrubbed: matched blindly,
 // "1", "true" or "en" from a cookie would be cut out of every text, and a
@@ -92,7 +95,10 @@ func RequestCredentials(h http.Header, query string) Credentials {
 }
 
 // addAuthorization adds an Authorization value, its token after the scheme
-// and, for Basic, the decoded user:password and the password.
+// and, for Basic, the decoded user:password and the password; for AWS
+// Signature Version 4 ("AWS4-HMAC-SHA256 Credential=AKID/scope,
+// SignedHeaders=..., Signature=hex"), the access key id, the credential
+// and the signature each alone.
 func (c *Credentials) addAuthorization(v string) {
 	c.add(v)
 	scheme, token, ok := strings.Cut(strings.TrimSpace(v), " ")
@@ -101,6 +107,21 @@ func (c *Credentials) addAuthorization(v string) {
 	}
 	token = strings.TrimSpace(token)
 	c.add(token)
+	if strings.HasPrefix(strings.ToUpper(scheme), "AWS4-") {
+		for _, param := range strings.Split(token, ",") {
+			k, val, _ := strings.Cut(strings.TrimSpace(param), "=")
+			switch strings.ToLower(k) {
+			case "credential":
+				c.add(val)
+				if akid, _, ok := strings.Cut(val, "/"); ok {
+					c.add(akid)
+				}
+			case "signature":
+				c.add(val)
+			}
+		}
+		return
+	}
 	if !strings.EqualFold(scheme, "basic") {
 		return
 	}

@@ -69,6 +69,22 @@ func TestCredentialsScrub(t *testing.T) {
 			want:   `{"msg":"` + r + `","raw":"` + r + `"}`,
 		},
 		{
+			name: "SigV4 signature, credential, access key id and session token",
+			header: http.Header{
+				"Authorization":        {"AWS4-HMAC-SHA256 Credential=ASIAEXAMPLEKEYID1234/20250101/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"},
+				"X-Amz-Security-Token": {"IQoJb3JpZ2luX2VjSESSIONTOKENEXAMPLE//wEaCXVz"},
+				"X-Amz-Date":           {"20250101T000000Z"},
+			},
+			in:   "The request signature 0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9 of ASIAEXAMPLEKEYID1234 (token IQoJb3JpZ2luX2VjSESSIONTOKENEXAMPLE//wEaCXVz) does not match at 20250101T000000Z",
+			want: "The request signature " + r + " of " + r + " (token " + r + ") does not match at 20250101T000000Z",
+		},
+		{
+			name:  "SigV4 presigned URL",
+			query: "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLEKEYID5678%2F20250101%2Fus-east-1%2Fbedrock%2Faws4_request&X-Amz-Signature=feedfacecafebeef0011223344556677&X-Amz-Security-Token=FwoGZXIvYXdzEXAMPLE",
+			in:    "sig feedfacecafebeef0011223344556677 token FwoGZXIvYXdzEXAMPLE cred AKIAEXAMPLEKEYID5678/20250101/us-east-1/bedrock/aws4_request algo AWS4-HMAC-SHA256",
+			want:  "sig " + r + " token " + r + " cred " + r + " algo AWS4-HMAC-SHA256",
+		},
+		{
 			name:   "proxy authorization",
 			header: http.Header{"Proxy-Authorization": {"Bearer proxy-token-abcdef"}},
 			in:     "denied proxy-token-abcdef",

@@ -25,6 +25,7 @@ import (
 //	host      api.groq.com, api.mistral.ai, api.deepseek.com,        groq, mistral_ai, deepseek,
 //	          api.x.ai, api.perplexity.ai, api.cohere.com/.ai        x_ai, perplexity, cohere
 //	host      ollama.com                                             ollama
+//	host      bedrock-runtime[-fips].{region}.amazonaws.com[.cn]      aws.bedrock
 //	evidence  Ollama native path (/api/chat, /api/generate, /api/embed[dings])  ollama
 //	evidence  port 11434, or system_fingerprint "fp_ollama"          ollama
 //	evidence  response header x-litellm-*                            litellm
@@ -33,6 +34,7 @@ import (
 //	evidence  vLLM-only response fields: "metrics", "prompt_logprobs",
 //	          a choice's "stop_reason", "kv_transfer_params"         vllm
 //	shape     anthropic-version request header or /v1/messages       anthropic
+//	shape     Bedrock runtime path (/model/{id}/converse, ...)       aws.bedrock
 //	shape     Gemini path (models/{m}:generateContent)               gcp.gemini
 //	shape     Azure path (/openai/deployments/{name}/...)            azure.ai.openai
 //	shape     any other OpenAI-shaped API                            openai_compatible
@@ -108,6 +110,9 @@ func (st *callState) detectFromRequest(host string, port int, path string, h htt
 		}
 	}
 	st.setProvider(providerForHost(host), rankHost)
+	if isBedrockHost(host) {
+		st.setProvider(ProviderBedrock, rankHost)
+	}
 	switch st.spec {
 	case apiOllamaChat, apiOllamaGen, apiOllamaEmb:
 		st.setProvider(ProviderOllama, rankEvidence)
@@ -118,6 +123,8 @@ func (st *callState) detectFromRequest(host string, port int, path string, h htt
 		st.setProvider(ProviderOllama, rankEvidence)
 	}
 	switch {
+	case st.spec == apiBedrockConverse || st.spec == apiBedrockConverseStream || st.spec == apiBedrockInvoke || st.spec == apiBedrockInvokeStream:
+		st.setProvider(ProviderBedrock, rankShape)
 	case st.spec == apiAnthropicMsg || h.Get("Anthropic-Version") != "":
 		st.setProvider(ProviderAnthropic, rankShape)
 	case st.spec == apiGeminiGen || st.spec == apiGeminiEmbed:
@@ -154,6 +161,9 @@ func (st *callState) readResponseHeaders(r *decode.Response) {
 				st.setProvider(ProviderLlamaCpp, rankEvidence)
 			}
 		}
+	}
+	if f, ok := st.fam.(*bedrockCall); ok {
+		f.responseHead(st, r.Header)
 	}
 	for _, k := range []string{"X-Request-Id", "Request-Id", "Apim-Request-Id", "X-Goog-Request-Id"} {
 		if v := r.Header.Get(k); v != "" {

@@ -41,7 +41,10 @@ var update = flag.Bool("update", false, "rewrite the golden files from the curre
 //
 // Times are milliseconds after the request's first byte. An event section
 // holds one SSE event (the blank line that ends it is implied) or one NDJSON
-// line, as the server wrote it; "body" holds a response delivered whole. No
+// line, as the server wrote it, or for an AWS event stream one message's
+// payload, its type after the time ("=== event @352 contentBlockDelta",
+// "=== event @352 exception throttlingException"), encoded with its headers
+// and CRCs when loaded; "body" holds a response delivered whole. No
 // response section means the exchange ended before one. "server" marks an
 // exchange seen inside the model server.
 
@@ -118,6 +121,8 @@ func loadFixture(t testing.TB, path string) *fixture {
 			fx.resp = decode.Response{Proto: p[0], Status: status, Header: h, Start: at(f[1]), HeaderEnd: at(f[1])}
 			ct := h.Get("Content-Type")
 			switch {
+			case strings.Contains(ct, "vnd.amazon.eventstream"):
+				fx.resp.Stream = decode.EventStream
 			case strings.Contains(ct, "event-stream"):
 				fx.resp.Stream = decode.SSE
 			case strings.Contains(ct, "ndjson") || strings.Contains(ct, "jsonl"):
@@ -125,7 +130,9 @@ func loadFixture(t testing.TB, path string) *fixture {
 			}
 		case "event":
 			ev := fixtureEvent{t: at(f[1])}
-			if fx.resp.Stream == decode.SSE {
+			if fx.resp.Stream == decode.EventStream {
+				ev.raw = esFixtureMessage(t, f[2:], text)
+			} else if fx.resp.Stream == decode.SSE {
 				ev.raw = []byte(text + "\n\n")
 			} else {
 				ev.raw = []byte(text + "\n")
@@ -166,6 +173,10 @@ type streamSplitter struct {
 }
 
 func (s *streamSplitter) feed(b []byte, off int, timeOf func(int) time.Time, emit func(decode.StreamEvent)) {
+	if s.kind == decode.EventStream {
+		s.feedMessages(b, off, timeOf, emit)
+		return
+	}
 	for i, c := range b {
 		if c != '\n' {
 			s.line = append(s.line, c)

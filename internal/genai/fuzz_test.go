@@ -159,7 +159,7 @@ var usageSeeds = []string{
 // the fixtures make, so a fixture change cannot leave the fuzzers behind;
 // with -update it rewrites them.
 func TestFuzzSeedsCurrent(t *testing.T) {
-	for name, prefix := range map[string]string{"FuzzOpenAIStream": "openai_chat", "FuzzOllamaStream": "ollama_chat", "FuzzAnthropicStream": "anthropic"} {
+	for name, prefix := range map[string]string{"FuzzOpenAIStream": "openai_chat", "FuzzOllamaStream": "ollama_chat", "FuzzAnthropicStream": "anthropic", "FuzzBedrockStream": "bedrock"} {
 		dir := filepath.Join("testdata", "fuzz", name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
