@@ -114,6 +114,14 @@ type agentRun struct {
 // CLIENT span in the agent (its child) and a SERVER span in the MCP server
 // (the client span's child), with the conventions' names and attributes.
 func TestAgentLoop(t *testing.T) {
+	t.Run("streamable HTTP", func(t *testing.T) { agentLoop(t, "/mcp") })
+	// The older transport: the answers come on the GET stream, another
+	// connection than the POST they answer.
+	t.Run("HTTP+SSE", func(t *testing.T) { agentLoop(t, "/sse", "sse") })
+}
+
+// agentLoop runs the loop with the agent speaking MCP to mcpPath.
+func agentLoop(t *testing.T, mcpPath string, agentArgs ...string) {
 	recv := otlptest.Start(t)
 	llm := &agentLLM{}
 	mux := http.NewServeMux()
@@ -130,7 +138,7 @@ func TestAgentLoop(t *testing.T) {
 		"LLM_OBSERVER_TLS=false",
 	)
 
-	agent := exec.Command("python3", "testdata/agent.py", "http://"+llmAddr+"/v1/chat/completions", "http://"+mcpAddr+"/mcp")
+	agent := exec.Command("python3", append([]string{"testdata/agent.py", "http://" + llmAddr + "/v1/chat/completions", "http://" + mcpAddr + mcpPath}, agentArgs...)...)
 	agent.Stderr = os.Stderr
 	out, err := agent.Output()
 	if err != nil {
@@ -292,7 +300,9 @@ func TestAgentLoop(t *testing.T) {
 			} else {
 				want["rpc.response.status_code"] = nil
 			}
-			if w.method != "initialize" {
+			if w.method == "initialize" || len(agentArgs) == 0 {
+				// Negotiated by initialize; over Streamable HTTP, sent
+				// in a header on every later request.
 				want["mcp.protocol.version"] = "2025-06-18"
 			}
 			wantAttrs(t, sp, want)

@@ -1,6 +1,6 @@
 """An agent loop, standard library only, for the end-to-end tests.
 
-    agent.py LLM_URL MCP_URL
+    agent.py LLM_URL MCP_URL [sse]
 
 It asks the model (OpenAI chat completions at LLM_URL) a question with one
 tool, get_weather; the model answers with a tool call. The agent then runs
@@ -11,11 +11,17 @@ a tool the server does not have, a JSON-RPC error) and the call the model
 asked for. It sends that result back in a second chat request and prints
 what the test checks against the telemetry, as JSON: the session id the
 server gave, the tool call's id and the final answer.
+
+With "sse" it speaks MCP's older HTTP+SSE transport instead: a GET opens
+the event stream, whose "endpoint" event names the URL to POST messages
+to; each POST is acknowledged with 202 and its answer comes as a "message"
+event on the stream.
 """
 
 import http.client
 import json
 import sys
+import threading
 import urllib.parse
 
 
@@ -24,7 +30,7 @@ class Endpoint:
 
     def __init__(self, url):
         u = urllib.parse.urlsplit(url)
-        self.path = u.path
+        self.path = u.path + ("?" + u.query if u.query else "")
         self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
 
     def post(self, body, headers):
@@ -87,6 +93,70 @@ class MCPClient:
             raise SystemExit(f"{method}: HTTP {resp.status} {raw!r}")
 
 
+class SSEMCPClient(MCPClient):
+    """The HTTP+SSE transport: answers arrive on the GET stream."""
+
+    def __init__(self, url):
+        u = urllib.parse.urlsplit(url)
+        self.stream = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        self.stream.request("GET", u.path, headers={"Accept": "text/event-stream"})
+        self.events = self.stream.getresponse()
+        if self.events.status != 200:
+            raise SystemExit(f"GET {u.path}: HTTP {self.events.status}")
+        name, data = self.read_event()
+        if name != "endpoint":
+            raise SystemExit(f"first event {name!r}, want endpoint")
+        endpoint = urllib.parse.urljoin(url, data)
+        self.ep = Endpoint(endpoint)
+        self.session = urllib.parse.parse_qs(urllib.parse.urlsplit(endpoint).query)["sessionid"][0]
+        self.protocol = None
+        self.next_id = 1
+        self.answers = {}
+        self.cond = threading.Condition()
+        threading.Thread(target=self.listen, daemon=True).start()
+
+    def read_event(self):
+        name, data = "message", []
+        while True:
+            line = self.events.readline()
+            if not line:
+                return None, None
+            line = line.decode().rstrip("\r\n")
+            if line == "":
+                if data:
+                    return name, "\n".join(data)
+                continue
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip(" "))
+
+    def listen(self):
+        while True:
+            name, data = self.read_event()
+            if name is None:
+                return
+            m = json.loads(data)
+            if "id" in m and ("result" in m or "error" in m):
+                with self.cond:
+                    self.answers[m["id"]] = m
+                    self.cond.notify_all()
+
+    def headers(self):
+        return {}
+
+    def request(self, method, params):
+        rid = self.next_id
+        self.next_id += 1
+        resp, raw = self.ep.post({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}, self.headers())
+        if resp.status != 202:
+            raise SystemExit(f"{method}: HTTP {resp.status} {raw!r}")
+        with self.cond:
+            if not self.cond.wait_for(lambda: rid in self.answers, timeout=10):
+                raise SystemExit(f"{method}: no answer on the stream")
+            return self.answers.pop(rid)
+
+
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -106,7 +176,7 @@ def chat(llm, messages):
 
 def main():
     llm = Endpoint(sys.argv[1])
-    mcp = MCPClient(sys.argv[2])
+    mcp = SSEMCPClient(sys.argv[2]) if sys.argv[3:] == ["sse"] else MCPClient(sys.argv[2])
 
     messages = [{"role": "user", "content": "What is the weather in Paris?"}]
     asked = chat(llm, messages)
@@ -118,7 +188,8 @@ def main():
         "capabilities": {},
         "clientInfo": {"name": "e2e-agent", "version": "1.0"},
     })
-    mcp.protocol = init["result"]["protocolVersion"]
+    if not isinstance(mcp, SSEMCPClient):
+        mcp.protocol = init["result"]["protocolVersion"]
     mcp.notify("notifications/initialized")
     tools = mcp.request("tools/list", {})
     assert any(t["name"] == "get_weather" for t in tools["result"]["tools"]), tools

@@ -1,7 +1,9 @@
 // Command mcpserver is a real MCP server for the end-to-end tests, built on
 // the official Go SDK: one tool, get_weather, served over the Streamable
 // HTTP transport at /mcp with the SDK's defaults (sessions, answers as
-// event streams). A city it has no weather for makes the tool fail
+// event streams), and over the older HTTP+SSE transport at /sse (the
+// stream, whose endpoint event names /sse?sessionid=... for the POSTs).
+// A city it has no weather for makes the tool fail
 // (a result with isError); a tool it does not have is a JSON-RPC error.
 //
 //	mcpserver [-addr 127.0.0.1:0]
@@ -49,6 +51,7 @@ func main() {
 	fmt.Println(ln.Addr())
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", handler)
+	mux.Handle("/sse", mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return server }, nil))
 	if err := http.Serve(ln, mux); err != nil {
 		fmt.Fprintln(os.Stderr, "mcpserver:", err)
 		os.Exit(1)
