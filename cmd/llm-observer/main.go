@@ -253,6 +253,7 @@ func serve(cfg config.Config, opts serveOptions) error {
 	})
 	agent = observer.New(agentCfg, procs, identity(pods), liveExporter{exp, live})
 	agent.AddSamples(func() []observer.SelfSample { return feedSamples(live) })
+	agent.AddSamples(func() []observer.SelfSample { return toolSamples(exp.ToolStats()) })
 	if tls != nil {
 		agent.AddSamples(func() []observer.SelfSample { return tlsSamples(tls.Stats()) })
 	}

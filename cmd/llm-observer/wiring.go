@@ -161,3 +161,16 @@ func tlsSamples(st discover.TLSStats) []observer.SelfSample {
 	}
 	return out
 }
+
+// toolSamples reports the matching of tool calls with their results, which
+// makes the execute_tool spans: calls never answered, pushed out unanswered,
+// and results that answered no call the observer saw.
+func toolSamples(st export.ToolStats) []observer.SelfSample {
+	const help = "tool calls and results the execute_tool matching could not pair"
+	return []observer.SelfSample{
+		{Name: "llm_observer.tool_calls.executions", Help: "execute_tool spans made from a tool call and the request carrying its result", Value: float64(st.Executions)},
+		{Name: "llm_observer.tool_calls.unmatched", Reason: "unanswered", Help: help, Value: float64(st.Unanswered)},
+		{Name: "llm_observer.tool_calls.unmatched", Reason: "evicted", Help: help, Value: float64(st.Evicted)},
+		{Name: "llm_observer.tool_calls.unmatched", Reason: "orphan_result", Help: help, Value: float64(st.Orphaned)},
+	}
+}

@@ -64,6 +64,14 @@
 // the SERVER span becomes the child of the CLIENT span, whichever end reports
 // first; the pairing type explains how.
 //
+// Tool executions are spans too: the tool calls a response asks for and the
+// results a later request of the same process hands back make one
+// execute_tool span each (kind INTERNAL, gen_ai.tool.name,
+// gen_ai.tool.call.id, gen_ai.tool.type, and with content capture
+// gen_ai.tool.call.arguments and gen_ai.tool.call.result), timed from the
+// asking response's end to the answering request's start; the toolTracker
+// type explains matching and parenting.
+//
 // Provider names are genai's: the conventions' values where they exist, and
 // ollama, vllm, llama_cpp, litellm and openai_compatible where they do not.
 //

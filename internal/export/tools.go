@@ -367,7 +367,7 @@ func (e *Exporter) emitTool(pt *processTelemetry, m toolMatch, answer *genai.Cal
 		a = append(a, semconv.GenAIToolType(x.typ))
 	}
 	if m.result.Error {
-		a = append(a, semconv.ErrorTypeKey.String(errorTypeOther))
+		a = append(a, semconv.ErrorTypeKey.String(errorTypeToolFailed))
 		span.SetStatus(codes.Error, "the tool's result says it failed")
 	}
 	span.SetAttributes(a...)
@@ -378,9 +378,9 @@ func (e *Exporter) emitTool(pt *processTelemetry, m toolMatch, answer *genai.Cal
 	e.tools.executions.Add(1)
 }
 
-// errorTypeOther is error.type when the wire says something failed without
-// saying how.
-const errorTypeOther = "_OTHER"
+// errorTypeToolFailed is error.type of a tool execution whose result says
+// it failed (Anthropic's is_error), as for an MCP result with isError.
+const errorTypeToolFailed = "tool_error"
 
 // toolAttributes returns gen_ai.tool.call.arguments (output capture: the
 // model wrote them) and gen_ai.tool.call.result (input capture: the

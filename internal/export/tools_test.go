@@ -186,8 +186,8 @@ func TestToolResultError(t *testing.T) {
 	if len(s) != 1 {
 		t.Fatalf("spans: %v", spanNames(rcv.Spans()))
 	}
-	if s[0].Status != tracepb.Status_STATUS_CODE_ERROR || s[0].Attributes.Str("error.type") != "_OTHER" {
-		t.Errorf("status %v, error.type %q; want ERROR and _OTHER", s[0].Status, s[0].Attributes.Str("error.type"))
+	if s[0].Status != tracepb.Status_STATUS_CODE_ERROR || s[0].Attributes.Str("error.type") != "tool_error" {
+		t.Errorf("status %v, error.type %q; want ERROR and tool_error", s[0].Status, s[0].Attributes.Str("error.type"))
 	}
 	if other := rcv.SpansNamed("execute_tool get_time"); len(other) != 1 || other[0].Status != tracepb.Status_STATUS_CODE_UNSET {
 		t.Errorf("the tool that succeeded: %+v", other)

@@ -153,6 +153,11 @@ var usageSeeds = []string{
 	`{"choices":[{"index":-1,"delta":{"tool_calls":[{"index":1e300,"id":"a"}]}}],"metrics":{"mean_itl_ms":1e308},"timings":{"predicted_n":0}}`,
 	`{"error":{"code":429,"message":"m","status":"RESOURCE_EXHAUSTED"},"object":"error"}`,
 	`{"model":"m","messages":[{"role":"tool","content":[{"type":"text","text":"t"}]}],"tools":[{"functionDeclarations":[{"name":"f"}]}],"stop":["a",1],"n":2.5,"seed":"x","temperature":"hot"}`,
+	// Requests carrying tool results, in each API's shape.
+	`{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"c1","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","tool_name":"f","content":"{\"a\":[1,{}]}"},{"role":"tool","content":null}]}`,
+	`{"model":"m","max_tokens":9,"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","is_error":"yes","content":[{"type":"text","text":"x"},7]},{"type":"tool_result"}]}]}`,
+	`{"contents":[{"role":"model","parts":[{"functionCall":{"name":"f","args":{}}}]},{"role":"user","parts":[{"functionResponse":{"name":"f","response":"not an object"}},{"functionResponse":null}]}]}`,
+	`{"model":"m","input":[{"type":"function_call","call_id":"c1","name":"f","arguments":"{"},{"type":"function_call_output","call_id":"c1","output":"[1,"},{"type":"custom_tool_call_output","call_id":7,"output":{}}]}`,
 }
 
 // TestFuzzSeedsCurrent checks that the committed seed corpora are the ones

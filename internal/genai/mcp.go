@@ -45,7 +45,8 @@ const (
 	// isError set: the tool ran and failed, which the conventions tell
 	// from a JSON-RPC error.
 	ErrorTypeToolError = "tool_error"
-	// OpExecuteTool is gen_ai.operation.name of an MCP tools/call.
+	// mcpOpExecuteTool is gen_ai.operation.name of an MCP tools/call, which
+	// the conventions set on tool calls only.
 	mcpOpExecuteTool = "execute_tool"
 )
 
@@ -238,9 +239,18 @@ func (a *Assembler) startMCP(x *decode.Exchange, path, query string) *callState 
 		return nil // DELETE ends a session; nothing to time
 	}
 	var msg mcpMessage
-	if !readJSON(req.Body, &msg) || msg.Method == "" {
-		// Not a request or notification: a cut or garbled body, a batch,
-		// or the client answering a server's request.
+	truncated := req.BodyTruncated
+	if !readJSON(req.Body, &msg) {
+		// A body cut by a limit still names its method near the start.
+		salvaged := salvageObject(req.Body)
+		if !req.BodyTruncated || salvaged == nil || !readJSON(salvaged, &msg) {
+			return nil
+		}
+		truncated = true
+	}
+	if msg.Method == "" {
+		// Not a request or notification: a batch, or the client
+		// answering a server's request.
 		return nil
 	}
 	m := &MCP{
@@ -278,7 +288,7 @@ func (a *Assembler) startMCP(x *decode.Exchange, path, query string) *callState 
 		Path:      path,
 		Start:     req.Start,
 		End:       req.End,
-		Truncated: req.BodyTruncated,
+		Truncated: truncated,
 		MCP:       m,
 	}
 	if msg.Method == "tools/call" {
@@ -322,6 +332,21 @@ func mcpSessionKey(h http.Header, target string) string {
 		return "id:" + id
 	}
 	return "url:" + requestURI(target)
+}
+
+// endpointURI is the request target a client POSTs to for the endpoint an
+// HTTP+SSE stream announced: an absolute URL, an absolute path, or a path
+// relative to the stream's own target.
+func endpointURI(streamTarget, endpoint string) string {
+	if strings.Contains(endpoint, "://") || strings.HasPrefix(endpoint, "/") {
+		return requestURI(endpoint)
+	}
+	base, err := url.Parse(requestURI(streamTarget))
+	ref, err2 := url.Parse(endpoint)
+	if err != nil || err2 != nil {
+		return endpoint
+	}
+	return base.ResolveReference(ref).RequestURI()
 }
 
 // requestURI strips the scheme and host of an absolute URL.
@@ -471,6 +496,7 @@ func mcpEnd(st *callState) {
 type mcpStream struct {
 	seq     uint64
 	client  bool
+	target  string // the GET's, against which a relative endpoint resolves
 	session string // as mcpSessionKey names it
 }
 
@@ -484,7 +510,7 @@ func (a *Assembler) watchMCPStream(x *decode.Exchange) {
 	if len(a.streams) >= maxMCPStreams {
 		a.endMCPStream(0)
 	}
-	s := &mcpStream{seq: x.Seq, client: x.ClientSide}
+	s := &mcpStream{seq: x.Seq, client: x.ClientSide, target: x.Request.Target}
 	if id := x.Request.Header.Get("Mcp-Session-Id"); id != "" {
 		s.session = "id:" + id
 	}
@@ -510,7 +536,7 @@ func (a *Assembler) mcpStreamEvent(x *decode.Exchange, ev decode.StreamEvent) {
 	s := a.streams[i]
 	if ev.Name == "endpoint" {
 		if s.session == "" {
-			s.session = "url:" + requestURI(strings.TrimSpace(string(ev.Data)))
+			s.session = "url:" + endpointURI(s.target, strings.TrimSpace(string(ev.Data)))
 		}
 		return
 	}

@@ -275,3 +275,35 @@ func BenchmarkMCPToolCall(b *testing.B) {
 		a.Done(x)
 	}
 }
+
+// TestMCPEndpointURI: the endpoint an HTTP+SSE stream announces, in each
+// form the SDKs send, names the target the client's POSTs carry.
+func TestMCPEndpointURI(t *testing.T) {
+	for _, tc := range []struct{ stream, endpoint, want string }{
+		{"/sse", "/sse?sessionid=ABC", "/sse?sessionid=ABC"},                             // Go SDK
+		{"/sse", "/messages/?session_id=9f0c", "/messages/?session_id=9f0c"},             // Python SDK
+		{"/sse", "http://127.0.0.1:8000/messages?sessionId=1", "/messages?sessionId=1"},  // an absolute URL
+		{"/mcp/sse", "messages?sessionId=2", "/mcp/messages?sessionId=2"},                // relative to the stream
+		{"http://proxy.internal/tools/sse", "msg?sessionId=3", "/tools/msg?sessionId=3"}, // absolute-form stream target
+	} {
+		if got := endpointURI(tc.stream, tc.endpoint); got != tc.want {
+			t.Errorf("endpoint %q on stream %q: %q, want %q", tc.endpoint, tc.stream, got, tc.want)
+		}
+	}
+}
+
+// TestMCPTruncatedRequest: a POST body cut by the body limit still makes
+// its call, from the members before the cut, marked truncated.
+func TestMCPTruncatedRequest(t *testing.T) {
+	rec := &recorder{t: t}
+	a := NewAssembler(&Options{}, testEndpoint, rec)
+	body := `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"summarise","arguments":{"text":"a very long docum`
+	a.Request(&decode.Exchange{Seq: 1, ClientSide: true, Request: decode.Request{Method: "POST", Target: "/mcp", Header: http.Header{}, Body: []byte(body), BodyTruncated: true}})
+	if len(rec.started) != 1 {
+		t.Fatalf("%d calls started, want 1", len(rec.started))
+	}
+	c := rec.started[0]
+	if !c.Truncated || c.MCP.Method != "tools/call" || c.MCP.RequestID != "4" {
+		t.Errorf("call truncated %v, MCP %+v", c.Truncated, c.MCP)
+	}
+}

@@ -24,9 +24,25 @@ func (t *toolTurn) add(id, name string, failed bool, content span) {
 	}
 	r := ToolResult{ID: id, Name: name, Error: failed}
 	if t.capture {
-		r.Content = string(textValue(content))
+		r.Content = string(resultValue(content))
 	}
 	t.list = append(t.list, r)
+}
+
+// resultValue is a tool result as a JSON value: text blocks joined into a
+// string, and a string that holds a JSON object or array (what tools often
+// return) decoded into it, as the conventions ask of
+// gen_ai.tool.call.result.
+func resultValue(content span) []byte {
+	v := textValue(content)
+	if len(v) < 2 || v[0] != '"' {
+		return v
+	}
+	s := bytes.TrimSpace([]byte(unquote(v)))
+	if len(s) > 0 && (s[0] == '{' || s[0] == '[') && validJSON(s) {
+		return s
+	}
+	return v
 }
 
 func (t *toolTurn) results() []ToolResult {

@@ -339,6 +339,7 @@ const (
 
 var columnNames = [...]string{"calls/s", "active", "input tokens/s", "output tokens/s", "ttfc p50", "tpoc p50", "errors", "truncated", "process", "model"}
 
+// String names the column as the title line shows it.
 func (c Column) String() string { return columnNames[c] }
 
 // Next is the column the sort key moves to.
