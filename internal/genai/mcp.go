@@ -1,6 +1,7 @@
 package genai
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -101,9 +102,17 @@ type mcpMessage struct {
 }
 
 type mcpParams struct {
-	Name            string `json:"name"`
-	URI             string `json:"uri"`
-	ProtocolVersion string `json:"protocolVersion"`
+	Name            string  `json:"name"`
+	URI             string  `json:"uri"`
+	ProtocolVersion string  `json:"protocolVersion"`
+	Meta            mcpMeta `json:"_meta"`
+}
+
+// mcpMeta is the params._meta bag, where the conventions propagate trace
+// context in MCP.
+type mcpMeta struct {
+	TraceParent string `json:"traceparent"`
+	TraceState  string `json:"tracestate"`
 }
 
 type mcpResult struct {
@@ -151,6 +160,25 @@ func (v *mcpParams) readFrom(r *jsonReader) {
 			r.str(&v.URI)
 		case "protocolVersion":
 			r.str(&v.ProtocolVersion)
+		case "_meta":
+			v.Meta.readFrom(r)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *mcpMeta) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "traceparent":
+			r.str(&v.TraceParent)
+		case "tracestate":
+			r.str(&v.TraceState)
 		default:
 			if r.refold() {
 				goto retry
@@ -296,8 +324,15 @@ func (a *Assembler) startMCP(x *decode.Exchange, path, query string) *callState 
 	}
 	c.ServerAddress, c.ServerPort = hostPort(req.Header, ep)
 	c.HTTP2Stream = x.Stream
-	c.TraceParent = req.Header.Get("Traceparent")
-	c.TraceState = req.Header.Get("Tracestate")
+	// The conventions carry trace context in params._meta, since one HTTP
+	// request may carry several messages; a traceparent header is the
+	// fallback.
+	if meta := msg.Params.Meta; meta.TraceParent != "" {
+		c.TraceParent, c.TraceState = meta.TraceParent, meta.TraceState
+	} else {
+		c.TraceParent = req.Header.Get("Traceparent")
+		c.TraceState = req.Header.Get("Tracestate")
+	}
 	c.Credentials = RequestCredentials(req.Header, query)
 	st := &callState{seq: x.Seq, c: c, opts: &a.opts, spec: apiMCP, fam: f, last: req.End}
 	if len(f.id) > 0 && a.opts.MCPSessions != nil {
@@ -377,7 +412,7 @@ func (f *mcpCall) event(st *callState, _ string, data []byte, t time.Time, _ boo
 // body reads a response delivered whole: one JSON-RPC response, a batch
 // of them, or an event stream labelled as something else.
 func (f *mcpCall) body(st *callState, body []byte, t time.Time) bool {
-	b := trimSpace(body)
+	b := bytes.TrimSpace(body)
 	if isEventStream(b) {
 		st.c.Stream = true
 		return forEachSSE(b, func(name string, data []byte) bool { return f.event(st, name, data, t, false) })
@@ -445,16 +480,6 @@ func (f *mcpCall) finish(st *callState) {
 	}
 }
 
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\r' || b[len(b)-1] == '\n') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
 // mcpDone handles the end of an MCP POST before the call is finished: the
 // session the initialize answer names, and a request acknowledged without
 // its answer (HTTP+SSE), which then waits for the stream. It reports
@@ -473,7 +498,7 @@ func (a *Assembler) mcpDone(st *callState, x *decode.Exchange) bool {
 	}
 	waitForStream := !f.m.Answered && x.Err == nil && x.HasResponse &&
 		x.Response.Status >= 200 && x.Response.Status < 300 &&
-		x.Response.Stream == decode.NotStreamed && len(trimSpace(x.Response.Body)) == 0
+		x.Response.Stream == decode.NotStreamed && len(bytes.TrimSpace(x.Response.Body)) == 0
 	if waitForStream && s.posted(f.key) {
 		if !x.Response.End.IsZero() && x.Response.End.After(st.last) {
 			st.last = x.Response.End
