@@ -4,6 +4,11 @@
 // labels and owners; it hands on an Identity whose attributes and service
 // name go on the process's telemetry resource. Outside Kubernetes it does
 // nothing.
+//
+// The watch speaks the API server's list and watch protocol over HTTPS
+// itself, with the pod's service account, and keeps a few hundred bytes per
+// pod: a node agent needs one resource on one node, not a client library
+// for every API group.
 package k8s
 
 import (
@@ -13,15 +18,8 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 )
 
 // syncTimeout bounds how long New waits for the first pod list. A node runs
@@ -30,21 +28,38 @@ import (
 // not help.
 const syncTimeout = 30 * time.Second
 
-const (
-	indexPodUID      = "podUID"
-	indexContainerID = "containerID"
-	// labelPodTemplateHash is copied by the Deployment controller onto every
-	// pod and is the suffix of the ReplicaSet's name.
-	labelPodTemplateHash = "pod-template-hash"
-)
+// labelPodTemplateHash is copied by the Deployment controller onto every
+// pod and is the suffix of the ReplicaSet's name.
+const labelPodTemplateHash = "pod-template-hash"
 
 // Cache holds the metadata of the pods on one node, kept current by a watch
 // on the API server. A Cache made outside Kubernetes, and a nil *Cache,
 // answer every lookup with "not found".
 type Cache struct {
-	node    string
-	indexer cache.Indexer
-	stop    func()
+	node string
+	stop func()
+
+	mu          sync.RWMutex
+	byUID       map[string]*pod
+	byContainer map[string]*pod // by bare container ID
+}
+
+// pod is what the cache keeps of a pod: what Lookup reads and nothing
+// else. A stored pod is never changed, an update replaces it, so Lookup
+// reads it without holding the lock.
+type pod struct {
+	name, namespace, uid, node string
+	labels                     map[string]string
+	controller                 ownerRef // zero for a pod nobody controls
+	containers                 []containerRef
+}
+
+type ownerRef struct{ apiVersion, kind, name string }
+
+// containerRef is a container of the pod that the runtime has started.
+type containerRef struct {
+	name string
+	id   string // without the runtime's "<name>://" prefix
 }
 
 // New watches the pods on nodeName (normally from K8S_NODE_NAME, set by the
@@ -55,61 +70,53 @@ type Cache struct {
 //
 // The watch runs until ctx is done or Close is called.
 func New(ctx context.Context, nodeName string) (*Cache, error) {
-	cfg, err := rest.InClusterConfig()
-	if errors.Is(err, rest.ErrNotInCluster) {
+	return start(ctx, inClusterFromEnv(), nodeName, syncTimeout)
+}
+
+func start(ctx context.Context, cfg inCluster, node string, timeout time.Duration) (*Cache, error) {
+	if cfg.host == "" || cfg.port == "" {
 		return &Cache{}, nil
 	}
+	api, err := newAPIClient(cfg, node)
 	if err != nil {
 		return &Cache{}, fmt.Errorf("kubernetes in-cluster config: %w (is the service account token mounted?)", err)
 	}
-	if nodeName == "" {
+	if node == "" {
 		return &Cache{}, errors.New("kubernetes: node name is empty; set K8S_NODE_NAME from the downward API (fieldRef spec.nodeName)")
 	}
-	cfg.UserAgent = "llm-observer"
-	// Protobuf decodes pod lists several times faster than JSON, which
-	// matters on a node that restarts many pods at once.
-	cfg.ContentType = "application/vnd.kubernetes.protobuf"
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return &Cache{}, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return start(ctx, client, nodeName, syncTimeout)
-}
-
-func start(ctx context.Context, client kubernetes.Interface, node string, timeout time.Duration) (*Cache, error) {
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
-	// The field selector makes the API server send only this node's pods,
-	// so each agent's memory and the server's load grow with the node, not
-	// with the cluster.
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
-		}))
-	inf := factory.Core().V1().Pods().Informer()
-	stop := func() {
+	c := &Cache{node: node}
+	w := &watcher{api: api, cache: c, listed: make(chan struct{}), backoff: backoff{base: cfg.retryMin, max: cfg.retryMax}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Idle connections would otherwise outlive the watch by minutes.
+		defer api.http.CloseIdleConnections()
+		w.run(ctx)
+	}()
+	c.stop = func() {
 		cancel()
-		factory.Shutdown()
+		<-done
 	}
-	if err := inf.SetTransform(trimPod); err != nil {
-		stop()
-		return &Cache{}, fmt.Errorf("kubernetes pod watch: %w", err)
-	}
-	if err := inf.AddIndexers(cache.Indexers{
-		indexPodUID:      podUIDs,
-		indexContainerID: containerIDs,
-	}); err != nil {
-		stop()
-		return &Cache{}, fmt.Errorf("kubernetes pod watch: %w", err)
-	}
-	factory.Start(ctx.Done())
 
-	syncCtx, cancelSync := context.WithTimeout(ctx, timeout)
-	defer cancelSync()
-	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {
-		stop()
-		return &Cache{}, fmt.Errorf("kubernetes: no pod list for node %q within %s; check that the API server is reachable and the ClusterRole grants list and watch on pods", node, timeout)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w.listed:
+		return c, nil
+	case <-t.C:
+	case <-ctx.Done():
 	}
-	return &Cache{node: node, indexer: inf.GetIndexer(), stop: stop}, nil
+	c.stop()
+	if err := parent.Err(); err != nil {
+		return &Cache{}, fmt.Errorf("kubernetes pod watch: %w", err)
+	}
+	reason := ""
+	if err := w.lastError(); err != nil {
+		reason = " (" + err.Error() + ")"
+	}
+	return &Cache{}, fmt.Errorf("kubernetes: no pod list for node %q within %s%s; check that the API server is reachable and the ClusterRole grants list and watch on pods", node, timeout, reason)
 }
 
 // Close stops the watch and waits for it to end.
@@ -123,54 +130,97 @@ func (c *Cache) Close() {
 // UID first, then by container ID: static pods run under a UID of the
 // kubelet's own, which differs from the UID of their mirror pod in the API.
 func (c *Cache) Lookup(ct Container) (Identity, bool) {
-	if c == nil || c.indexer == nil {
+	if c == nil {
 		return Identity{}, false
 	}
-	pod := c.find(indexPodUID, ct.PodUID)
-	if pod == nil {
-		pod = c.find(indexContainerID, ct.ID)
+	var p *pod
+	c.mu.RLock()
+	if ct.PodUID != "" {
+		p = c.byUID[ct.PodUID]
 	}
+	if p == nil && ct.ID != "" {
+		p = c.byContainer[ct.ID]
+	}
+	c.mu.RUnlock()
 	// The field selector already keeps other nodes' pods out; this check
 	// guards against a pod that moved between list and lookup and against
-	// clients that ignore field selectors.
-	if pod == nil || pod.Spec.NodeName != c.node {
+	// servers that ignore field selectors.
+	if p == nil || p.node != c.node {
 		return Identity{}, false
 	}
-	return identityOf(pod, ct.ID), true
+	return identityOf(p, ct.ID), true
 }
 
-func (c *Cache) find(index, key string) *corev1.Pod {
-	if key == "" {
-		return nil
+// replace makes pods the whole content of the cache, as a fresh list says
+// it is: pods deleted while the watch was broken go with it.
+func (c *Cache) replace(pods []*pod) {
+	byUID := make(map[string]*pod, len(pods))
+	byContainer := make(map[string]*pod, len(pods))
+	for _, p := range pods {
+		byUID[p.uid] = p
 	}
-	objs, err := c.indexer.ByIndex(index, key)
-	if err != nil || len(objs) == 0 {
-		return nil
+	// From byUID, so that of two list entries with one UID the one kept
+	// there is also the one its containers point to.
+	for _, p := range byUID {
+		for _, ct := range p.containers {
+			byContainer[ct.id] = p
+		}
 	}
-	pod, _ := objs[0].(*corev1.Pod)
-	return pod
+	c.mu.Lock()
+	c.byUID, c.byContainer = byUID, byContainer
+	c.mu.Unlock()
 }
 
-func identityOf(pod *corev1.Pod, containerID string) Identity {
+// apply makes one watch event's change.
+func (c *Cache) apply(ev watchEvent) {
+	if ev.pod == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byUID == nil {
+		c.byUID, c.byContainer = map[string]*pod{}, map[string]*pod{}
+	}
+	if old := c.byUID[ev.pod.uid]; old != nil {
+		delete(c.byUID, old.uid)
+		for _, ct := range old.containers {
+			// Only if it still points here: a container ID is the
+			// runtime's and unique, but the index must stay consistent
+			// whatever the server sends.
+			if c.byContainer[ct.id] == old {
+				delete(c.byContainer, ct.id)
+			}
+		}
+	}
+	if ev.typ == eventDeleted {
+		return
+	}
+	c.byUID[ev.pod.uid] = ev.pod
+	for _, ct := range ev.pod.containers {
+		c.byContainer[ct.id] = ev.pod
+	}
+}
+
+func identityOf(p *pod, containerID string) Identity {
 	id := Identity{
-		PodName:     pod.Name,
-		PodUID:      string(pod.UID),
-		Namespace:   pod.Namespace,
-		NodeName:    pod.Spec.NodeName,
+		PodName:     p.name,
+		PodUID:      p.uid,
+		Namespace:   p.namespace,
+		NodeName:    p.node,
 		ContainerID: containerID,
 		// A copy, so that a caller editing its Identity cannot reach into
 		// the cache.
-		Labels: maps.Clone(pod.Labels),
+		Labels: maps.Clone(p.labels),
 	}
 	if containerID != "" {
-		for _, st := range allStatuses(pod) {
-			if bareID(st.ContainerID) == containerID {
-				id.ContainerName = st.Name
+		for _, ct := range p.containers {
+			if ct.id == containerID {
+				id.ContainerName = ct.name
 				break
 			}
 		}
 	}
-	id.Controller, id.Workload = workloadsOf(pod)
+	id.Controller, id.Workload = workloadsOf(p)
 	return id
 }
 
@@ -179,23 +229,23 @@ func identityOf(pod *corev1.Pod, containerID string) Identity {
 // ReplicaSets and Jobs fetched from the API server: those cannot be limited
 // to one node, so watching them would make every agent hold the whole
 // cluster's ReplicaSets and need wider RBAC.
-func workloadsOf(pod *corev1.Pod) (controller, workload Workload) {
-	ref := metav1.GetControllerOf(pod)
-	if ref == nil {
+func workloadsOf(p *pod) (controller, workload Workload) {
+	ref := p.controller
+	if ref.kind == "" && ref.name == "" {
 		return Workload{}, Workload{}
 	}
-	controller = Workload{Kind: ref.Kind, Name: ref.Name}
-	group := strings.SplitN(ref.APIVersion, "/", 2)[0]
+	controller = Workload{Kind: ref.kind, Name: ref.name}
+	group, _, _ := strings.Cut(ref.apiVersion, "/")
 	switch {
-	case ref.Kind == KindReplicaSet && group == "apps":
+	case ref.kind == KindReplicaSet && group == "apps":
 		// The Deployment controller names its ReplicaSets
 		// "<deployment>-<pod-template-hash>" and labels their pods with
 		// that hash; a ReplicaSet made by hand has no such label.
-		if h := pod.Labels[labelPodTemplateHash]; h != "" && strings.HasSuffix(ref.Name, "-"+h) {
-			return controller, Workload{Kind: KindDeployment, Name: strings.TrimSuffix(ref.Name, "-"+h)}
+		if h := p.labels[labelPodTemplateHash]; h != "" && strings.HasSuffix(ref.name, "-"+h) {
+			return controller, Workload{Kind: KindDeployment, Name: strings.TrimSuffix(ref.name, "-"+h)}
 		}
-	case ref.Kind == KindJob && group == "batch":
-		if name, ok := cronJobOf(ref.Name, time.Now()); ok {
+	case ref.kind == KindJob && group == "batch":
+		if name, ok := cronJobOf(ref.name, time.Now()); ok {
 			return controller, Workload{Kind: KindCronJob, Name: name}
 		}
 	}
@@ -221,76 +271,4 @@ func cronJobOf(job string, now time.Time) (string, bool) {
 		return "", false
 	}
 	return job[:i], true
-}
-
-// trimPod keeps only what Lookup reads, so the cache costs a few hundred
-// bytes per pod instead of the tens of kilobytes a full pod with its
-// managed fields takes.
-func trimPod(obj any) (any, error) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		// Tombstones of deleted pods pass through unchanged.
-		return obj, nil
-	}
-	trim := func(in []corev1.ContainerStatus) []corev1.ContainerStatus {
-		out := make([]corev1.ContainerStatus, 0, len(in))
-		for _, st := range in {
-			out = append(out, corev1.ContainerStatus{Name: st.Name, ContainerID: st.ContainerID})
-		}
-		return out
-	}
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            pod.Name,
-			Namespace:       pod.Namespace,
-			UID:             pod.UID,
-			ResourceVersion: pod.ResourceVersion,
-			Labels:          pod.Labels,
-			OwnerReferences: pod.OwnerReferences,
-		},
-		Spec: corev1.PodSpec{NodeName: pod.Spec.NodeName},
-		Status: corev1.PodStatus{
-			ContainerStatuses:          trim(pod.Status.ContainerStatuses),
-			InitContainerStatuses:      trim(pod.Status.InitContainerStatuses),
-			EphemeralContainerStatuses: trim(pod.Status.EphemeralContainerStatuses),
-		},
-	}, nil
-}
-
-func podUIDs(obj any) ([]string, error) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok || pod.UID == "" {
-		return nil, nil
-	}
-	return []string{string(pod.UID)}, nil
-}
-
-func containerIDs(obj any) ([]string, error) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return nil, nil
-	}
-	var ids []string
-	for _, st := range allStatuses(pod) {
-		if id := bareID(st.ContainerID); id != "" {
-			ids = append(ids, id)
-		}
-	}
-	return ids, nil
-}
-
-func allStatuses(pod *corev1.Pod) []corev1.ContainerStatus {
-	all := make([]corev1.ContainerStatus, 0, len(pod.Status.ContainerStatuses)+len(pod.Status.InitContainerStatuses)+len(pod.Status.EphemeralContainerStatuses))
-	all = append(all, pod.Status.ContainerStatuses...)
-	all = append(all, pod.Status.InitContainerStatuses...)
-	return append(all, pod.Status.EphemeralContainerStatuses...)
-}
-
-// bareID drops the "<runtime>://" scheme that pod status puts before the
-// ID the runtime uses in cgroup paths.
-func bareID(statusID string) string {
-	if _, id, ok := strings.Cut(statusID, "://"); ok {
-		return id
-	}
-	return statusID
 }

@@ -2,7 +2,9 @@ package k8s
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,126 +12,66 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes/fake"
-	clienttesting "k8s.io/client-go/testing"
 )
 
 const thisNode = "node-a"
 
-type podSpec struct {
-	name, ns, uid, node string
-	owner               *metav1.OwnerReference
-	labels              map[string]string
-	containers          map[string]string // name → status containerID
-}
-
-func makePod(s podSpec) *corev1.Pod {
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: s.name, Namespace: s.ns, UID: types.UID(s.uid), Labels: s.labels,
-			// Fields the cache has no use for, to show they are dropped.
-			Annotations:   map[string]string{"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 4096)},
-			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
-		},
-		Spec: corev1.PodSpec{NodeName: s.node, Containers: []corev1.Container{{Name: "main", Image: "example/app:1"}}},
-	}
-	if s.owner != nil {
-		p.OwnerReferences = []metav1.OwnerReference{*s.owner}
-	}
-	for name, id := range s.containers {
-		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: name, ContainerID: id})
-	}
-	return p
-}
-
-func owner(apiVersion, kind, name string) *metav1.OwnerReference {
-	yes := true
-	return &metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: name, UID: types.UID("uid-" + name), Controller: &yes}
-}
-
-// hexID makes a distinct 64-hex-digit container ID from a short tag.
+// hexID makes a distinct 64-hex-digit container ID from a short tag, as
+// the fixtures spell them.
 func hexID(tag string) string {
 	return tag + strings.Repeat("0", 64-len(tag))
 }
 
-var fixturePods = []podSpec{
-	{
-		name: "chat-api-7c9f8d6b5-x2k4j", ns: "apps", uid: "11111111-1111-4111-8111-111111111111", node: thisNode,
-		owner:      owner("apps/v1", "ReplicaSet", "chat-api-7c9f8d6b5"),
-		labels:     map[string]string{"pod-template-hash": "7c9f8d6b5", "app.kubernetes.io/name": "chat", "app": "chat-api"},
-		containers: map[string]string{"api": "containerd://" + hexID("a1"), "proxy": "containerd://" + hexID("a2")},
-	},
-	{
-		name: "ollama-0", ns: "llm", uid: "22222222-2222-4222-8222-222222222222", node: thisNode,
-		owner:      owner("apps/v1", "StatefulSet", "ollama"),
-		labels:     map[string]string{"app": "ollama"},
-		containers: map[string]string{"ollama": "cri-o://" + hexID("b1")},
-	},
-	{
-		name: "gpu-agent-7xk2p", ns: "kube-system", uid: "33333333-3333-4333-8333-333333333333", node: thisNode,
-		owner:      owner("apps/v1", "DaemonSet", "gpu-agent"),
-		containers: map[string]string{"agent": "docker://" + hexID("c1")},
-	},
-	{
-		// 29000000 minutes after the epoch is February 2025.
-		name: "embed-batch-29000000-q8zlm", ns: "jobs", uid: "44444444-4444-4444-8444-444444444444", node: thisNode,
-		owner:      owner("batch/v1", "Job", "embed-batch-29000000"),
-		containers: map[string]string{"embed": "containerd://" + hexID("d1")},
-	},
-	{
-		name: "migrate-2-hx7vq", ns: "jobs", uid: "55555555-5555-4555-8555-555555555555", node: thisNode,
-		owner:      owner("batch/v1", "Job", "migrate-2"),
-		containers: map[string]string{"migrate": "containerd://" + hexID("e1")},
-	},
-	{
-		name: "hand-rs-abcde", ns: "apps", uid: "66666666-6666-4666-8666-666666666666", node: thisNode,
-		owner:      owner("apps/v1", "ReplicaSet", "hand-rs"),
-		containers: map[string]string{"main": "containerd://" + hexID("f1")},
-	},
-	{
-		name: "debug-shell", ns: "default", uid: "77777777-7777-4777-8777-777777777777", node: thisNode,
-		containers: map[string]string{"shell": "containerd://" + hexID("71")},
-	},
-	{
-		// A mirror pod: the API server gave it its own UID, while its
-		// processes run under the kubelet's hash of the manifest.
-		name: "etcd-node-a", ns: "kube-system", uid: "88888888-8888-4888-8888-888888888888", node: thisNode,
-		owner:      owner("v1", "Node", thisNode),
-		containers: map[string]string{"etcd": "containerd://" + hexID("81")},
-	},
-	{
-		name: "chat-api-7c9f8d6b5-remote", ns: "apps", uid: "99999999-9999-4999-8999-999999999999", node: "node-b",
-		owner:      owner("apps/v1", "ReplicaSet", "chat-api-7c9f8d6b5"),
-		labels:     map[string]string{"pod-template-hash": "7c9f8d6b5"},
-		containers: map[string]string{"api": "containerd://" + hexID("91")},
-	},
+// fixturePods are the pods of testdata/podlist_node_a.json, a PodList as
+// the API server sends it: eight pods on node-a, one on node-b.
+func fixturePods(t *testing.T) []map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/podlist_node_a.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Items []map[string]any `json:"items"`
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
 }
 
-func startFake(t *testing.T, pods ...podSpec) (*Cache, *fake.Clientset) {
+func fixturePod(t *testing.T, name string) map[string]any {
 	t.Helper()
-	var objs []*corev1.Pod
-	for _, s := range pods {
-		objs = append(objs, makePod(s))
-	}
-	client := fake.NewClientset()
-	for _, p := range objs {
-		if _, err := client.CoreV1().Pods(p.Namespace).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
+	for _, p := range fixturePods(t) {
+		if p["metadata"].(map[string]any)["name"] == name {
+			return p
 		}
 	}
-	c, err := start(context.Background(), client, thisNode, 10*time.Second)
+	t.Fatalf("no pod %s in the fixture", name)
+	return nil
+}
+
+func uidOf(p map[string]any) string { return p["metadata"].(map[string]any)["uid"].(string) }
+
+// startCache starts a cache on a fake API server holding pods and waits
+// for its first list.
+func startCache(t *testing.T, pods ...map[string]any) (*Cache, *fakeAPI) {
+	t.Helper()
+	f := newFakeAPI(t, pods...)
+	return startOn(t, f, f.config(t, "token-1")), f
+}
+
+func startOn(t *testing.T, f *fakeAPI, cfg inCluster) *Cache {
+	t.Helper()
+	c, err := start(context.Background(), cfg, thisNode, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return c, client
+	return c
 }
 
 func TestLookupResolvesWorkloads(t *testing.T) {
-	c, _ := startFake(t, fixturePods...)
+	c, _ := startCache(t, fixturePods(t)...)
 	tests := []struct {
 		name        string
 		ct          Container
@@ -140,11 +82,13 @@ func TestLookupResolvesWorkloads(t *testing.T) {
 	}{
 		{"deployment via replicaset hash", Container{ID: hexID("a2"), PodUID: "11111111-1111-4111-8111-111111111111"}, "proxy",
 			Workload{KindReplicaSet, "chat-api-7c9f8d6b5"}, Workload{KindDeployment, "chat-api"}, "chat"},
+		{"init container", Container{ID: hexID("a3"), PodUID: "11111111-1111-4111-8111-111111111111"}, "migrate-schema",
+			Workload{KindReplicaSet, "chat-api-7c9f8d6b5"}, Workload{KindDeployment, "chat-api"}, "chat"},
 		{"statefulset", Container{ID: hexID("b1"), PodUID: "22222222-2222-4222-8222-222222222222"}, "ollama",
 			Workload{KindStatefulSet, "ollama"}, Workload{KindStatefulSet, "ollama"}, "ollama"},
 		{"daemonset", Container{ID: hexID("c1"), PodUID: "33333333-3333-4333-8333-333333333333"}, "agent",
 			Workload{KindDaemonSet, "gpu-agent"}, Workload{KindDaemonSet, "gpu-agent"}, "gpu-agent"},
-		{"cronjob via job name", Container{ID: hexID("d1"), PodUID: "44444444-4444-4444-8444-444444444444"}, "embed",
+		{"cronjob via job name, controller not first owner", Container{ID: hexID("d1"), PodUID: "44444444-4444-4444-8444-444444444444"}, "embed",
 			Workload{KindJob, "embed-batch-29000000"}, Workload{KindCronJob, "embed-batch"}, "embed-batch"},
 		{"plain job", Container{ID: hexID("e1"), PodUID: "55555555-5555-4555-8555-555555555555"}, "migrate",
 			Workload{KindJob, "migrate-2"}, Workload{KindJob, "migrate-2"}, "migrate-2"},
@@ -180,9 +124,15 @@ func TestLookupResolvesWorkloads(t *testing.T) {
 }
 
 func TestLookupIgnoresOtherNodes(t *testing.T) {
-	c, _ := startFake(t, fixturePods...)
-	// The fake clientset ignores field selectors and so hands the cache
-	// node-b's pod too; the cache must still refuse it, by UID and by ID.
+	f := newFakeAPI(t, fixturePods(t)...)
+	// A server (or a proxy before it) that ignores the field selector hands
+	// the cache node-b's pod too; the cache must still refuse it, by UID
+	// and by ID.
+	f.set(func(f *fakeAPI) { f.ignoreFieldSelector = true })
+	c := startOn(t, f, f.config(t, "token-1"))
+	if _, ok := c.byUID["99999999-9999-4999-8999-999999999999"]; !ok {
+		t.Fatal("the server did not send node-b's pod; the test tests nothing")
+	}
 	for _, ct := range []Container{
 		{ID: hexID("91"), PodUID: "99999999-9999-4999-8999-999999999999"},
 		{ID: hexID("91")},
@@ -193,52 +143,78 @@ func TestLookupIgnoresOtherNodes(t *testing.T) {
 	}
 }
 
-func TestWatchAsksForThisNodeOnly(t *testing.T) {
-	_, client := startFake(t)
-	want := "spec.nodeName=" + thisNode
-	var seen int
-	for _, a := range client.Actions() {
-		if a.GetResource().Resource != "pods" {
-			continue
+func TestRequestsAskForThisNodeOnly(t *testing.T) {
+	_, f := startCache(t, fixturePods(t)...)
+	waitFor(t, "a watch", func() bool { return f.openWatches() > 0 })
+	var lists, watches int
+	for _, r := range f.log() {
+		if r.method != "GET" || r.path != "/api/v1/pods" {
+			t.Errorf("%s %s: the cache only lists and watches pods", r.method, r.path)
 		}
-		var fields string
-		switch a := a.(type) {
-		case clienttesting.ListAction:
-			fields = a.GetListRestrictions().Fields.String()
-		case clienttesting.WatchAction:
-			fields = a.GetWatchRestrictions().Fields.String()
-		default:
-			t.Errorf("unexpected %s on pods: the cache only lists and watches", a.GetVerb())
-			continue
+		if got := r.query.Get("fieldSelector"); got != "spec.nodeName="+thisNode {
+			t.Errorf("field selector %q, want spec.nodeName=%s", got, thisNode)
 		}
-		seen++
-		if fields != want {
-			t.Errorf("%s pods with field selector %q, want %q", a.GetVerb(), fields, want)
+		if r.accept != "application/json" {
+			t.Errorf("Accept %q, want application/json", r.accept)
+		}
+		if r.token != "token-1" {
+			t.Errorf("bearer token %q, want the service account's", r.token)
+		}
+		if r.watch() {
+			watches++
+			secs, _ := strconv.Atoi(r.query.Get("timeoutSeconds"))
+			if r.query.Get("resourceVersion") != "1009" || r.query.Get("allowWatchBookmarks") != "true" || secs < 60 || secs > 120 {
+				t.Errorf("watch %v: want resourceVersion of the list, bookmarks, timeoutSeconds in [60, 120]", r.query)
+			}
+		} else {
+			lists++
+			if r.query.Get("limit") != "500" {
+				t.Errorf("list %v: want limit=500", r.query)
+			}
 		}
 	}
-	if seen == 0 {
-		t.Fatal("no list or watch of pods was made")
+	if lists != 1 || watches != 1 {
+		t.Errorf("%d lists and %d watches, want one of each", lists, watches)
 	}
 }
 
 func TestLookupFollowsPodChanges(t *testing.T) {
-	c, client := startFake(t)
-	s := fixturePods[1]
-	ct := Container{ID: hexID("b1"), PodUID: s.uid}
-	if _, ok := c.Lookup(ct); ok {
-		t.Fatal("found a pod before it was created")
+	c, f := startCache(t)
+	full := fixturePod(t, "ollama-0")
+	uid := uidOf(full)
+	byUID := Container{ID: hexID("b1"), PodUID: uid}
+	byID := Container{ID: hexID("b1")}
+	pending := clone(full)
+	delete(pending, "status")
+	steps := []struct {
+		name       string
+		change     func()
+		uidFound   bool
+		container  string // name found for byUID
+		idFound    bool
+		serviceFor string
+	}{
+		{"not created yet", func() {}, false, "", false, ""},
+		{"scheduled, no container yet", func() { f.put(pending) }, true, "", false, "ollama"},
+		{"container started", func() { f.put(full) }, true, "ollama", true, "ollama"},
+		{"relabelled", func() {
+			p := clone(full)
+			p["metadata"].(map[string]any)["labels"] = map[string]any{"app.kubernetes.io/name": "llm-server"}
+			f.put(p)
+		}, true, "ollama", true, "llm-server"},
+		{"deleted", func() { f.remove(uid) }, false, "", false, ""},
 	}
-	ctx := context.Background()
-	if _, err := client.CoreV1().Pods(s.ns).Create(ctx, makePod(s), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	for _, s := range steps {
+		s.change()
+		waitFor(t, s.name, func() bool {
+			id, ok := c.Lookup(byUID)
+			_, idOK := c.Lookup(byID)
+			return ok == s.uidFound && idOK == s.idFound && id.ContainerName == s.container && id.ServiceName() == s.serviceFor
+		})
 	}
-	waitFor(t, "pod to appear", func() bool { _, ok := c.Lookup(ct); return ok })
-	if err := client.CoreV1().Pods(s.ns).Delete(ctx, s.name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "pod to go", func() bool { _, ok := c.Lookup(ct); return !ok })
 }
 
+// waitFor polls cond: the cache follows the server on its own goroutine.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -246,25 +222,44 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
 func TestCacheKeepsOnlyWhatLookupNeeds(t *testing.T) {
-	c, _ := startFake(t, fixturePods[0])
-	objs := c.indexer.List()
-	if len(objs) != 1 {
-		t.Fatalf("%d objects cached, want 1", len(objs))
+	c, _ := startCache(t, fixturePod(t, "chat-api-7c9f8d6b5-x2k4j"), fixturePod(t, "embed-batch-29000000-q8zlm"))
+	want := map[string]*pod{
+		"11111111-1111-4111-8111-111111111111": {
+			name: "chat-api-7c9f8d6b5-x2k4j", namespace: "apps", uid: "11111111-1111-4111-8111-111111111111", node: thisNode,
+			labels:     map[string]string{"pod-template-hash": "7c9f8d6b5", "app.kubernetes.io/name": "chat", "app": "chat-api"},
+			controller: ownerRef{apiVersion: "apps/v1", kind: KindReplicaSet, name: "chat-api-7c9f8d6b5"},
+			containers: []containerRef{{"api", hexID("a1")}, {"proxy", hexID("a2")}, {"migrate-schema", hexID("a3")}},
+		},
+		"44444444-4444-4444-8444-444444444444": {
+			name: "embed-batch-29000000-q8zlm", namespace: "jobs", uid: "44444444-4444-4444-8444-444444444444", node: thisNode,
+			labels:     map[string]string{"batch.kubernetes.io/job-name": "embed-batch-29000000", "job-name": "embed-batch-29000000"},
+			controller: ownerRef{apiVersion: "batch/v1", kind: KindJob, name: "embed-batch-29000000"},
+			containers: []containerRef{{"embed", hexID("d1")}},
+		},
 	}
-	p := objs[0].(*corev1.Pod)
-	if len(p.Annotations) != 0 || len(p.ManagedFields) != 0 || len(p.Spec.Containers) != 0 {
-		t.Errorf("cached pod keeps unused fields: %+v", p)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if len(c.byUID) != len(want) {
+		t.Fatalf("%d pods cached, want %d", len(c.byUID), len(want))
+	}
+	for uid, w := range want {
+		if got := c.byUID[uid]; !reflect.DeepEqual(got, w) {
+			t.Errorf("cached %+v\nwant   %+v", got, w)
+		}
+	}
+	if len(c.byContainer) != 4 {
+		t.Errorf("%d containers indexed, want 4", len(c.byContainer))
 	}
 }
 
 func TestIdentityDoesNotShareLabels(t *testing.T) {
-	c, _ := startFake(t, fixturePods[0])
-	ct := Container{PodUID: fixturePods[0].uid}
+	c, _ := startCache(t, fixturePod(t, "chat-api-7c9f8d6b5-x2k4j"))
+	ct := Container{PodUID: "11111111-1111-4111-8111-111111111111"}
 	id, _ := c.Lookup(ct)
 	id.Labels["app.kubernetes.io/name"] = "changed"
 	if again, _ := c.Lookup(ct); again.ServiceName() != "chat" {
@@ -362,7 +357,7 @@ func TestNewWithoutServiceAccount(t *testing.T) {
 	// but there is no way in; the caller gets a reason and a usable Cache.
 	t.Setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
 	t.Setenv("KUBERNETES_SERVICE_PORT", "1")
-	_, statErr := os.Stat("/var/run/secrets/kubernetes.io/serviceaccount/token")
+	_, statErr := os.Stat(serviceAccountDir + "/token")
 	c, err := New(context.Background(), thisNode)
 	if err == nil {
 		t.Fatal("New succeeded against an API server that is not there")
