@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"hash/crc32"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -343,4 +344,42 @@ func FuzzEventStream(f *testing.F) {
 			t.Fatalf("%d lost but counted %+v", l.lost, es)
 		}
 	})
+}
+
+// A Bedrock ConverseStream of 1000 content deltas in chunked coding, one
+// message per read as the service flushes them.
+func BenchmarkFeedEventStream(b *testing.B) {
+	var resp bytes.Buffer
+	resp.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\nTransfer-Encoding: chunked\r\n\r\n")
+	head := resp.Len()
+	ends := []int{}
+	for i := 0; i < 1000; i++ {
+		m := esEvent("contentBlockDelta", `{"contentBlockIndex":0,"delta":{"text":"tok`+strings.Repeat("x", i%7)+`"},"p":"abcdefgh"}`)
+		resp.WriteString(strconv.FormatInt(int64(len(m)), 16) + "\r\n")
+		resp.Write(m)
+		resp.WriteString("\r\n")
+		ends = append(ends, resp.Len())
+	}
+	resp.WriteString("0\r\n\r\n")
+	ends = append(ends, resp.Len())
+	all := resp.Bytes()
+	req := []byte("POST /model/amazon.nova-lite-v1%3A0/converse-stream HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+	b.SetBytes(int64(len(all)))
+	b.ReportAllocs()
+	sink := &nopSink{}
+	t := time.Now()
+	for b.Loop() {
+		c := NewConn(Limits{}, sink)
+		c.Feed(Egress, t, req)
+		c.Feed(Ingress, t, all[:head])
+		prev := head
+		for _, e := range ends {
+			c.Feed(Ingress, t, all[prev:e])
+			prev = e
+		}
+		c.Close(t)
+	}
+	if sink.events < 1000 {
+		b.Fatalf("%d events", sink.events)
+	}
 }

@@ -127,8 +127,10 @@
 // bearer tokens, Cookie headers, AWS keys, JWTs, PEM private keys and e-mail
 // addresses are always replaced by [REDACTED], and Config.Redact adds more.
 // Before any of that, whatever their shape, the request's own credential
-// values (genai.Credentials: the Authorization token, api-key headers,
-// each cookie value, key= query values) are replaced in every string of the
+// values (genai.Credentials: the Authorization token, and of an AWS SigV4
+// one the signature, credential and access key id, api-key headers,
+// X-Amz-Security-Token, each cookie value, key= and presigned-URL query
+// values) are replaced in every string of the
 // call — error message, models, ids, tool calls, content — so a server that
 // echoes them (a 401 quoting the key) cannot send them on; this holds for
 // spans, metrics, log records and the console line alike. Each attribute is then capped at Config.ContentMaxBytes: the longest texts

@@ -224,3 +224,16 @@ func FuzzBedrockStream(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkBedrockStreamEvent is one contentBlockDelta message of a
+// ConverseStream, the message a long answer repeats hundreds of times.
+func BenchmarkBedrockStreamEvent(b *testing.B) {
+	a, x := streamingCall(b, Options{}, "/model/amazon.nova-lite-v1%3A0/converse-stream", "bedrock-runtime.us-east-1.amazonaws.com", `{"messages":[]}`, decode.EventStream)
+	data := []byte(`{"contentBlockIndex":0,"delta":{"text":" the"},"p":"abcdefghijkl"}`)
+	ev := decode.StreamEvent{Time: time.Unix(1, 0), Name: "contentBlockDelta", MessageType: "event", Data: data}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		a.Event(x, ev)
+	}
+}
