@@ -169,3 +169,31 @@ func TestEventStreamSeedsCurrent(t *testing.T) {
 		writeSeed(t, "FuzzEventStream", s.name+"_whole", s.body, nil)
 	}
 }
+
+// h2EventStreamScripts are the HTTP/2 conversations of Bedrock streams,
+// written with the HTTP/2 fixtures (TestHTTP2FixturesCurrent).
+func h2EventStreamScripts() []*h2script {
+	s := newH2Script("h2_bedrock_converse_stream", `Bedrock ConverseStream over HTTP/2: an event-stream body in DATA
+		frames, a message split across two frames and two messages in one, the
+		second delta with a payload bit flipped (dropped, counted, the body
+		marked truncated) and the end of the stream an empty DATA frame.`).open()
+	s.feed(Egress).headers(Egress, 1, false,
+		":method", "POST", ":scheme", "https", ":authority", "bedrock-runtime.us-west-2.amazonaws.com", ":path", converseStreamPath,
+		"content-type", "application/json", "x-amz-date", "20250101T000000Z").
+		data(1, true, `{"messages":[{"role":"user","content":[{"text":"Say hi"}]}]}`)
+	delta := func(text string) []byte {
+		return esEvent("contentBlockDelta", `{"contentBlockIndex":0,"delta":{"text":"`+text+`"}}`)
+	}
+	start := esEvent("messageStart", `{"role":"assistant"}`)
+	d1, d2, d3 := delta("Hel"), delta("lo"), delta("!")
+	d2[len(d2)-6] ^= 0x02
+	stop := esEvent("messageStop", `{"stopReason":"end_turn"}`)
+	meta := esEvent("metadata", `{"usage":{"inputTokens":4,"outputTokens":3,"totalTokens":7}}`)
+	s.feed(Ingress).headers(Ingress, 1, false, ":status", "200", "content-type", "application/vnd.amazon.eventstream", "x-amzn-requestid", "b3c4d5e6-0000-4000-8000-000000000002").
+		dataBytes(1, false, start, nil)
+	s.feed(Ingress).dataBytes(1, false, d1[:20], nil)
+	s.feed(Ingress).dataBytes(1, false, d1[20:], nil)
+	s.feed(Ingress).dataBytes(1, false, d2, nil).dataBytes(1, false, d3, nil)
+	s.feed(Ingress).dataBytes(1, false, cat(stop, meta), nil).data(1, true, "")
+	return []*h2script{s}
+}

@@ -356,6 +356,7 @@ func h2Scripts() []*h2script {
 		feed(Ingress).headers(Ingress, 3, true, ":status", "204")
 	out = append(out, s)
 
+	out = append(out, h2EventStreamScripts()...)
 	return out
 }
 
