@@ -190,18 +190,26 @@ type toolMatch struct {
 
 // answer matches the tool results of client call c against the waiting
 // calls of its process. It returns the executions they end and the span the
-// answering request belongs under when it carries no traceparent (invalid
-// when nothing matched).
+// answering request belongs under when it carries no traceparent: that of
+// the executions it ends, else that of those it repeats the results of (a
+// retried request stays in the loop's trace); invalid when neither.
 func (t *toolTracker) answer(pk processKey, c *genai.Call, now time.Time) ([]toolMatch, trace.SpanContext) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pt := t.procs[pk]
-	var out []toolMatch
+	var (
+		out            []toolMatch
+		parent, repeat trace.SpanContext
+	)
 	for i := range c.ToolResults {
 		r := &c.ToolResults[i]
 		x := pt.take(r)
 		if x == nil {
-			if !pt.wasAnswered(r) {
+			if prev := pt.answeredBefore(r); prev != nil {
+				if !repeat.IsValid() {
+					repeat = prev.parent
+				}
+			} else {
 				t.orphaned.Add(1)
 			}
 			continue
@@ -210,11 +218,14 @@ func (t *toolTracker) answer(pk processKey, c *genai.Call, now time.Time) ([]too
 		x.deadline = now.Add(t.wait)
 		out = append(out, toolMatch{x: x, args: x.args, result: r})
 		pt.remember(x)
+		if !parent.IsValid() {
+			parent = x.parent
+		}
 	}
-	if len(out) == 0 {
-		return nil, trace.SpanContext{}
+	if !parent.IsValid() {
+		parent = repeat
 	}
-	return out, out[0].x.parent
+	return out, parent
 }
 
 // take removes and returns the waiting call result r answers, or nil.
@@ -251,18 +262,19 @@ func (p *processTools) find(match func(*toolExecution) bool) int {
 	return -1
 }
 
-// wasAnswered reports whether r repeats the result of a call answered
-// before: a retried request, or a history that lists it again.
-func (p *processTools) wasAnswered(r *genai.ToolResult) bool {
+// answeredBefore returns the latest answered call whose result r repeats
+// (a retried request, or a history that lists it again), or nil.
+func (p *processTools) answeredBefore(r *genai.ToolResult) *toolExecution {
 	if p == nil || r.ID == "" && r.Name == "" {
-		return false
+		return nil
 	}
-	for _, x := range p.answered {
+	for i := len(p.answered) - 1; i >= 0; i-- {
+		x := p.answered[i]
 		if r.ID != "" && x.id == r.ID || r.ID == "" && x.name == r.Name {
-			return true
+			return x
 		}
 	}
-	return false
+	return nil
 }
 
 func (p *processTools) remember(x *toolExecution) {
@@ -384,7 +396,9 @@ const errorTypeToolFailed = "tool_error"
 
 // toolAttributes returns gen_ai.tool.call.arguments (output capture: the
 // model wrote them) and gen_ai.tool.call.result (input capture: the
-// request carried it), redacted and capped like the other content.
+// request carried it), redacted and capped like the other content. The
+// conventions define them on the execute_tool span and no event for them,
+// so they are left out when content goes to logs only.
 func (p *contentPolicy) toolAttributes(args, result string) []attribute.KeyValue {
 	if !p.enabled() {
 		return nil

@@ -295,6 +295,29 @@ func TestToolMatching(t *testing.T) {
 	}
 }
 
+// TestToolRetryStaysInTrace: a request retried with the same results (after
+// a 429, say) makes no second execution, yet joins the loop's trace.
+func TestToolRetryStaysInTrace(t *testing.T) {
+	tr := newToolTracker(time.Minute)
+	pk := keyOfProcess(curl)
+	ask, answer := agentRound()
+	chat := trace.NewSpanContext(trace.SpanContextConfig{TraceID: mustTraceID(t, appTraceID), SpanID: mustSpanID(t, appSpanID), TraceFlags: trace.FlagsSampled})
+	now := time.Now()
+	tr.asked(pk, ask, chat, now)
+	first, parent := tr.answer(pk, answer, now)
+	if len(first) != 2 || !parent.Equal(chat) {
+		t.Fatalf("first answer: %d executions under %v, want 2 under the asking chat", len(first), parent)
+	}
+	retry := *answer
+	again, parent := tr.answer(pk, &retry, now)
+	if len(again) != 0 || !parent.Equal(chat) {
+		t.Errorf("retry: %d executions under %v, want none under the asking chat", len(again), parent)
+	}
+	if n := tr.orphaned.Load(); n != 0 {
+		t.Errorf("%d orphans from a retry", n)
+	}
+}
+
 func spanNames(spans []otlptest.Span) []string {
 	out := make([]string, len(spans))
 	for i, s := range spans {
