@@ -131,6 +131,7 @@ type bedrockCall struct {
 	chunk   []byte       // a decoded InvokeModelWithResponseStream chunk
 	usage   bedrockUsage
 	metrics bedrockInvocationMetrics // InvokeModel's own counts, the fallback
+	headers bool                     // metrics came from the response headers
 	errType string                   // from X-Amzn-ErrorType
 }
 
@@ -305,6 +306,7 @@ func (f *bedrockCall) responseHead(st *callState, h map[string][]string) {
 	}
 	if ms, err := strconv.ParseFloat(get("X-Amzn-Bedrock-Invocation-Latency"), 64); err == nil {
 		f.metrics.InvocationLatency = optFloat{v: ms, ok: true}
+		f.headers = true
 	}
 }
 
@@ -415,7 +417,7 @@ func (f *bedrockCall) chunkEvent(st *callState, e *bedrockEvent, t time.Time, ti
 	if bytes.Contains(b, invocationMetricsKey) {
 		var m bedrockChunkMetrics
 		if readJSON(b, &m) {
-			f.metrics = m.Metrics
+			f.metrics, f.headers = m.Metrics, false
 		}
 	}
 	if f.anthropic {
@@ -515,7 +517,11 @@ func (f *bedrockCall) finish(st *callState) {
 		c.Usage.OutputTokens = m.OutputTokenCount.ptr()
 	}
 	if m.InvocationLatency.ok && c.ServerTiming.Source == "" {
-		c.ServerTiming = ServerTiming{Source: "aws.bedrock.invocation_metrics", Total: msDuration(m.InvocationLatency.v)}
+		src := "aws.bedrock.invocation_metrics"
+		if f.headers {
+			src = "x-amzn-bedrock-invocation-latency"
+		}
+		c.ServerTiming = ServerTiming{Source: src, Total: msDuration(m.InvocationLatency.v)}
 		if m.FirstByteLatency.ok {
 			c.ServerTiming.TimeToFirstToken = msDuration(m.FirstByteLatency.v)
 		}
