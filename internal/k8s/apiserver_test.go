@@ -226,6 +226,12 @@ func (f *fakeAPI) serveList(w http.ResponseWriter, q url.Values) {
 		writeStatus(w, http.StatusBadRequest, "BadRequest", "unable to parse requested fieldSelector")
 		return
 	}
+	if rv := q.Get("resourceVersion"); rv != "" && (rv != "0" || q.Get("continue") != "") {
+		// The real server would serve an exact version; the cache has no
+		// use for one, and takes none with a continue token.
+		writeStatus(w, http.StatusBadRequest, "BadRequest", "specifying resource version is not allowed when using continue")
+		return
+	}
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	f.mu.Lock()
 	if f.pageSize > 0 && (limit <= 0 || limit > f.pageSize) {

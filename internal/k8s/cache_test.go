@@ -168,8 +168,8 @@ func TestRequestsAskForThisNodeOnly(t *testing.T) {
 			}
 		} else {
 			lists++
-			if r.query.Get("limit") != "500" {
-				t.Errorf("list %v: want limit=500", r.query)
+			if r.query.Get("limit") != "500" || r.query.Get("resourceVersion") != "0" {
+				t.Errorf("list %v: want limit=500, resourceVersion=0", r.query)
 			}
 		}
 	}

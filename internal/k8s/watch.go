@@ -157,7 +157,12 @@ func (a *apiClient) get(ctx context.Context, op string, q url.Values) (*http.Res
 // list reads every page of the node's pod list and returns the pods and
 // the resourceVersion to watch from.
 func (a *apiClient) list(ctx context.Context) ([]*pod, string, error) {
-	q := url.Values{"limit": {strconv.Itoa(pageSize)}}
+	// resourceVersion=0 lets the API server answer from its watch cache
+	// instead of reading etcd, where the field selector is no index: when
+	// every node's agent starts at once, each would otherwise have the
+	// whole cluster's pods read to find its own. A list so served may be a
+	// little old; the watch from its resourceVersion brings it up to date.
+	q := url.Values{"limit": {strconv.Itoa(pageSize)}, "resourceVersion": {"0"}}
 	var all []*pod
 	for {
 		pods, meta, err := a.listPage(ctx, q)
@@ -171,6 +176,9 @@ func (a *apiClient) list(ctx context.Context) ([]*pod, string, error) {
 		if meta.Continue == q.Get("continue") {
 			return nil, "", errors.New("list pods: the API server sent the same continue token twice")
 		}
+		// The token holds the version of the first page; the server takes
+		// no other with it.
+		q.Del("resourceVersion")
 		q.Set("continue", meta.Continue)
 	}
 }
