@@ -1,11 +1,13 @@
 package export
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
@@ -342,4 +344,53 @@ func mustSpanID(t *testing.T, s string) trace.SpanID {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// BenchmarkToolRound is one round of an agent loop as the agent's goroutine
+// pays for it: the chat whose response asks for two tools, then the chat
+// carrying their results, which makes the two execute_tool spans; and the
+// same two chats without tools, for comparison.
+func BenchmarkToolRound(b *testing.B) {
+	for _, tools := range []bool{false, true} {
+		name := "without tools"
+		if tools {
+			name = "with two tools"
+		}
+		b.Run(name, func(b *testing.B) {
+			e, _ := newTestExporter(b, otlptest.GRPC, nil)
+			e.spans.Shutdown(context.Background()) //nolint:errcheck // replaced before use
+			e.spans = newSpanQueue(tracetest.NewNoopExporter(), DefaultSpanQueue, &e.lost, e.errLog, func(context.Context) {})
+			ask, answer := agentRound()
+			if !tools {
+				ask.ToolCalls, answer.ToolResults = nil, nil
+			}
+			ids := [2][]string{make([]string, 4096), make([]string, 4096)}
+			for i := range ids[0] {
+				ids[0][i], ids[1][i] = "call_a"+strconv.Itoa(i), "call_b"+strconv.Itoa(i)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if tools {
+					a, r := ids[0][i%4096], ids[1][i%4096]
+					ask.ToolCalls[0].ID, ask.ToolCalls[1].ID = a, r
+					answer.ToolResults[0].ID, answer.ToolResults[1].ID = r, a
+				}
+				answer.TraceParent, answer.TraceState = "", ""
+				ask.Endpoint.ClientPort, answer.Endpoint.ClientPort = 1024+i%30000, 31024+i%30000
+				i++
+				e.CallStarted(curl, ask)
+				e.CallEnded(curl, ask)
+				e.CallStarted(curl, answer)
+				e.CallEnded(curl, answer)
+			}
+			want := uint64(0)
+			if tools {
+				want = 2 * uint64(i)
+			}
+			if st := e.ToolStats(); st.Executions != want || st.Orphaned != 0 {
+				b.Fatalf("ToolStats %+v after %d rounds", st, i)
+			}
+		})
+	}
 }

@@ -4,6 +4,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/llm-observer/llm-observer/internal/decode"
 )
 
 // TestToolTraffic checks the tool calls each fixture's response asks for
@@ -152,5 +155,40 @@ func TestToolResultsBounded(t *testing.T) {
 	b = append(b, ']')
 	if got := len(chatToolResults(b, false)); got != maxToolCallsOut {
 		t.Errorf("%d results kept, want %d", got, maxToolCallsOut)
+	}
+}
+
+// BenchmarkToolTraffic is one whole call of each side of a tool round with
+// capture off: responses asking for tools, streamed or not, and requests
+// handing the results back. A request without results pays one scan for
+// the marker; BenchmarkNonStreamedCall is that case.
+func BenchmarkToolTraffic(b *testing.B) {
+	for _, name := range []string{
+		"openai_chat_stream_tool_calls", "openai_chat_nostream_tool_calls", "openai_chat_tool_results",
+		"anthropic_messages_tool_results", "gemini_function_responses", "ollama_chat_tool_results",
+	} {
+		b.Run(name, func(b *testing.B) {
+			fx := loadFixture(b, filepath.Join("testdata", name+".txt"))
+			var events []decode.StreamEvent
+			sp := &streamSplitter{kind: fx.resp.Stream}
+			for _, ev := range fx.events {
+				sp.feed(ev.raw, 0, func(int) time.Time { return ev.t }, func(e decode.StreamEvent) { events = append(events, e) })
+			}
+			a := NewAssembler(&Options{}, testEndpoint, nopHandler{})
+			x := &decode.Exchange{Request: fx.req, ClientSide: true}
+			b.ReportAllocs()
+			for b.Loop() {
+				x.Seq++
+				x.HasResponse = false
+				a.Request(x)
+				x.HasResponse, x.Response = true, fx.resp
+				x.Response.Body = fx.body
+				for _, ev := range events {
+					a.Event(x, ev)
+				}
+				x.Response.End = fx.end
+				a.Done(x)
+			}
+		})
 	}
 }
