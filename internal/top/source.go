@@ -62,12 +62,18 @@ func (c *Conn) Next(ctx context.Context) (*feed.Frame, error) {
 	return fr, err
 }
 
-func (c *Conn) read() (*feed.Frame, error) {
+func (c *Conn) read() (*feed.Frame, error) { return readFrame(c.r) }
+
+// readFrame reads one frame: a line of JSON of at most maxFrame bytes.
+func readFrame(r *bufio.Reader) (*feed.Frame, error) {
 	var line []byte
 	for {
-		part, err := c.r.ReadSlice('\n')
+		part, err := r.ReadSlice('\n')
 		line = append(line, part...)
-		if err == bufio.ErrBufferFull && len(line) < maxFrame {
+		if err == bufio.ErrBufferFull {
+			if len(line) > maxFrame {
+				return nil, fmt.Errorf("a feed frame is longer than %d bytes", maxFrame)
+			}
 			continue
 		}
 		if err == io.EOF && len(line) == 0 {
