@@ -406,9 +406,11 @@ func (f *bedrockCall) chunkEvent(st *callState, e *bedrockEvent, t time.Time, ti
 		return true // Bedrock pads some messages; nothing to read
 	}
 	raw := e.Bytes[1 : len(e.Bytes)-1]
-	f.chunk = f.chunk[:0]
 	n := base64.StdEncoding.DecodedLen(len(raw))
-	f.chunk = append(f.chunk, make([]byte, n)...)
+	if cap(f.chunk) < n {
+		f.chunk = make([]byte, n)
+	}
+	f.chunk = f.chunk[:n]
 	n, err := base64.StdEncoding.Decode(f.chunk, raw)
 	if err != nil {
 		return false

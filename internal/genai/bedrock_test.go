@@ -1,6 +1,7 @@
 package genai
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"hash/crc32"
 	"net/http"
@@ -231,6 +232,22 @@ func BenchmarkBedrockStreamEvent(b *testing.B) {
 	a, x := streamingCall(b, Options{}, "/model/amazon.nova-lite-v1%3A0/converse-stream", "bedrock-runtime.us-east-1.amazonaws.com", `{"messages":[]}`, decode.EventStream)
 	data := []byte(`{"contentBlockIndex":0,"delta":{"text":" the"},"p":"abcdefghijkl"}`)
 	ev := decode.StreamEvent{Time: time.Unix(1, 0), Name: "contentBlockDelta", MessageType: "event", Data: data}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		a.Event(x, ev)
+	}
+}
+
+// BenchmarkBedrockInvokeChunk is one chunk of an Anthropic model's
+// InvokeModelWithResponseStream: base64 decoded, then read as Anthropic's
+// own stream event.
+func BenchmarkBedrockInvokeChunk(b *testing.B) {
+	a, x := streamingCall(b, Options{}, "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/invoke-with-response-stream", "bedrock-runtime.us-east-1.amazonaws.com",
+		`{"anthropic_version":"bedrock-2023-05-31","max_tokens":64,"messages":[]}`, decode.EventStream)
+	inner := `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" the"}}`
+	data := []byte(`{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(inner)) + `","p":"abcd"}`)
+	ev := decode.StreamEvent{Time: time.Unix(1, 0), Name: "chunk", MessageType: "event", Data: data}
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
