@@ -29,10 +29,12 @@ import (
 // holds a prompt, embeddings for an embedding model.
 //
 // Tokens: Converse usage {inputTokens, outputTokens, totalTokens,
-// cacheReadInputTokens, cacheWriteInputTokens}; inputTokens leaves out the
-// cached tokens (totalTokens is their sum with the output), so the call
-// reports inputTokens + cacheRead + cacheWrite as the conventions ask,
-// unless totalTokens shows that inputTokens already held them. InvokeModel:
+// cacheReadInputTokens, cacheWriteInputTokens}. The conventions' input
+// count includes cached tokens; Bedrock's inputTokens, like the Anthropic
+// usage beneath it, counts them apart, with totalTokens their sum with the
+// output. So the call reports inputTokens + cacheRead + cacheWrite, unless
+// totalTokens is inputTokens + outputTokens, which says inputTokens held
+// them already. InvokeModel:
 // the native usage when the parser knows the format, else
 // "amazon-bedrock-invocationMetrics" {inputTokenCount, outputTokenCount} in
 // the stream's last chunk or the X-Amzn-Bedrock-Input-Token-Count and
