@@ -274,3 +274,31 @@ func TestSortAndFilter(t *testing.T) {
 		t.Errorf("the sort key visits %d columns, want %d", seen, columns)
 	}
 }
+
+// BenchmarkAggregator: what a call costs the view as it arrives, and what
+// one refresh costs with 50 rows of full sample rings.
+func BenchmarkAggregator(b *testing.B) {
+	frames := make([]*feed.Frame, 50*samplesPerRow)
+	for i := range frames {
+		frames[i] = call(100*time.Second, model(fmt.Sprint("m", i%50)), tokens(12, 40), ttfc(0.15), tpoc(0.02))
+	}
+	b.Run("Add", func(b *testing.B) {
+		a := NewAggregator(10*time.Second, 10, t0)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			a.Add(frames[i%len(frames)])
+			i++
+		}
+	})
+	b.Run("Snapshot", func(b *testing.B) {
+		a := NewAggregator(10*time.Second, 10, t0)
+		for _, fr := range frames {
+			a.Add(fr)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			a.Snapshot(at(100 * time.Second))
+		}
+	})
+}
