@@ -183,7 +183,7 @@ func callLoop(t *testing.T, base, curlModel, pythonModel string) {
 // returns the screen before the filter.
 func driveTop(t *testing.T, term *terminal, title, curlModel, pythonModel string) string {
 	t.Helper()
-	screen := term.waitScreen("both clients with token rates", 60*time.Second, func(s string) bool {
+	screen := term.waitScreen("both clients with token rates", 120*time.Second, func(s string) bool {
 		return strings.Contains(s, title) && hasTokenRates(s, "curl", curlModel) && hasTokenRates(s, "python3", pythonModel) &&
 			strings.Contains(s, "OBSERVER ") && strings.Contains(s, " records/s")
 	})
