@@ -254,3 +254,32 @@ func BenchmarkBedrockInvokeChunk(b *testing.B) {
 		a.Event(x, ev)
 	}
 }
+
+// An error message (:message-type error, :error-code) ends the call with
+// its code as the error type, as an exception does with its shape name.
+func TestBedrockErrorMessages(t *testing.T) {
+	for _, tc := range []struct {
+		ev       decode.StreamEvent
+		typ, msg string
+	}{
+		{decode.StreamEvent{MessageType: "error", Name: "InternalFailure"}, "InternalFailure", ""},
+		{decode.StreamEvent{MessageType: "exception", Name: "modelStreamErrorException", Data: []byte(`{"message":"Model stream failed","originalStatusCode":500}`)}, "ModelStreamErrorException", "Model stream failed"},
+		{decode.StreamEvent{MessageType: "exception", Name: "validationException", Data: []byte(`not json`)}, "ValidationException", ""},
+	} {
+		rec := &recorder{t: t}
+		a := NewAssembler(nil, Endpoint{ServerPort: 443}, rec)
+		x := exchange("POST", "/model/amazon.nova-lite-v1%3A0/converse-stream", map[string]string{"Host": "bedrock-runtime.us-east-1.amazonaws.com"}, `{"messages":[]}`, 0, nil, "")
+		a.Request(x)
+		x.HasResponse = true
+		x.Response = decode.Response{Status: 200, Stream: decode.EventStream, Header: http.Header{"Content-Type": {"application/vnd.amazon.eventstream"}}}
+		a.Event(x, decode.StreamEvent{MessageType: "event", Name: "messageStart", Data: []byte(`{"role":"assistant"}`)})
+		tc.ev.Time = time.Unix(2, 0)
+		a.Event(x, tc.ev)
+		x.Response.End = time.Unix(3, 0)
+		a.Done(x)
+		c := rec.ended[0]
+		if c.ErrorType != tc.typ || c.ErrorMessage != tc.msg || c.Truncated {
+			t.Errorf("%s %s: error %q %q, truncated %v", tc.ev.MessageType, tc.ev.Name, c.ErrorType, c.ErrorMessage, c.Truncated)
+		}
+	}
+}
