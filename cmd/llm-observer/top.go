@@ -78,6 +78,9 @@ func runTop(args []string) error {
 		}
 	}
 	opts.Source = "standalone (probes loaded by this process)"
+	if !*standalone {
+		fmt.Fprintf(os.Stderr, "llm-observer top: no observer answers at %s; loading the probes in this process\n", *addr)
+	}
 	return topStandalone(ctx, cfg, !*once, func(ctx context.Context, sub *feed.Subscription) error { return show(ctx, sub) })
 }
 
