@@ -16,7 +16,9 @@ import (
 // /invoke and /invoke-with-response-stream. The model is named only by the
 // path (URL-encoded; it may be an ARN). Converse speaks Bedrock's own
 // message format; InvokeModel passes the model's native body through, so
-// an Anthropic model on Bedrock is read with the Anthropic Messages parser.
+// an Anthropic model on Bedrock is read with the Anthropic Messages parser
+// and Amazon Nova, whose native format is Converse's (its stream events
+// each wrapped in an object named for their type), as Converse.
 // Streams come in the AWS event-stream framing (decode.EventStream): each
 // message a ConverseStream event (messageStart, contentBlockStart,
 // contentBlockDelta, contentBlockStop, messageStop, metadata) or, for
@@ -129,8 +131,9 @@ type bedrockCall struct {
 	anthropic bool
 	anth      anthropicCall
 
-	ev      bedrockEvent // reused for every event
-	chunk   []byte       // a decoded InvokeModelWithResponseStream chunk
+	ev      bedrockEvent   // reused for every event
+	wrapped bedrockWrapped // reused for every native chunk
+	chunk   []byte         // a decoded InvokeModelWithResponseStream chunk
 	usage   bedrockUsage
 	metrics bedrockInvocationMetrics // InvokeModel's own counts, the fallback
 	headers bool                     // metrics came from the response headers
@@ -232,6 +235,17 @@ type bedrockEvent struct {
 	Bytes             span           `json:"bytes"`
 }
 
+// bedrockWrapped is a chunk of Amazon Nova's native stream: a
+// ConverseStream event under its type's name.
+type bedrockWrapped struct {
+	MessageStart      span `json:"messageStart"`
+	ContentBlockStart span `json:"contentBlockStart"`
+	ContentBlockDelta span `json:"contentBlockDelta"`
+	ContentBlockStop  span `json:"contentBlockStop"`
+	MessageStop       span `json:"messageStop"`
+	Metadata          span `json:"metadata"`
+}
+
 // bedrockChunkMetrics is the part of a native stream chunk Bedrock adds.
 type bedrockChunkMetrics struct {
 	Metrics bedrockInvocationMetrics `json:"amazon-bedrock-invocationMetrics"`
@@ -260,7 +274,7 @@ func (f *bedrockCall) request(st *callState, body []byte, path, _ string) bool {
 		c.TopP = r.InferenceConfig.TopP.ptr()
 		c.StopSequences = r.InferenceConfig.StopSequences
 		c.Messages = r.Messages.n
-		if st.opts.CaptureInput && !f.invoke {
+		if st.opts.CaptureInput {
 			c.SystemInstructions = converseSystem(r.System)
 			c.InputMessages = converseInput(r.Messages.raw)
 			c.ToolDefinitions = converseTools(r.ToolConfig.Tools)
@@ -361,6 +375,12 @@ func (f *bedrockCall) event(st *callState, name string, data []byte, t time.Time
 	if name == "chunk" || f.invoke {
 		return f.chunkEvent(st, e, t, timed)
 	}
+	f.converseEvent(st, name, e, t, timed)
+	return true
+}
+
+// converseEvent folds one ConverseStream event into the call.
+func (f *bedrockCall) converseEvent(st *callState, name string, e *bedrockEvent, t time.Time, timed bool) {
 	ch := st.out.choice(0)
 	key := int(e.ContentBlockIndex.v)
 	content := false
@@ -398,7 +418,6 @@ func (f *bedrockCall) event(st *callState, name string, data []byte, t time.Time
 	if content {
 		st.contentChunk(t, timed)
 	}
-	return true
 }
 
 // chunkEvent reads an InvokeModelWithResponseStream chunk: the native
@@ -426,6 +445,28 @@ func (f *bedrockCall) chunkEvent(st *callState, e *bedrockEvent, t time.Time, ti
 	}
 	if f.anthropic {
 		return f.anth.event(st, "", b, t, timed)
+	}
+	// Amazon Nova's native stream is ConverseStream's, each event wrapped
+	// in an object named for its type.
+	w := &f.wrapped
+	*w = bedrockWrapped{}
+	if st.json.decode(b, w) {
+		for _, ev := range []struct {
+			name string
+			raw  span
+		}{{"messageStart", w.MessageStart}, {"contentBlockStart", w.ContentBlockStart}, {"contentBlockDelta", w.ContentBlockDelta},
+			{"contentBlockStop", w.ContentBlockStop}, {"messageStop", w.MessageStop}, {"metadata", w.Metadata}} {
+			if len(ev.raw) > 0 && ev.raw[0] == '{' {
+				// The spans point into f.chunk, not the reader: it may
+				// read them in turn.
+				*e = bedrockEvent{}
+				if !st.json.decode(ev.raw, e) {
+					return false
+				}
+				f.converseEvent(st, ev.name, e, t, timed)
+				return true
+			}
+		}
 	}
 	// A native format this package does not read: every chunk exists to
 	// carry generated output, so each one counts as a content chunk.
@@ -469,11 +510,9 @@ func (f *bedrockCall) body(st *callState, body []byte, t time.Time) bool {
 		st.fail(f.errType, r.Message.str())
 		return true
 	}
-	if f.invoke {
-		// A native response this package does not read: the counts come
-		// from the response headers.
-		return true
-	}
+	// Converse's response, or one of the same shape (Amazon Nova's native
+	// one); a native response of another shape fills nothing here, and
+	// its counts come from the response headers.
 	f.takeUsage(&r.Usage)
 	f.latency(st, r.Metrics.LatencyMs)
 	ch := st.out.choice(0)

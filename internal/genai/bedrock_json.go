@@ -6,6 +6,7 @@ package genai
 // before jsonwire.go's init folds their names, so the reader tests
 // cover them like the others.
 var _ = registerWireStructs(
+	bedrockWrapped{},
 	bedrockRequest{},
 	bedrockInference{},
 	bedrockTools{},
@@ -385,6 +386,31 @@ func (v *bedrockSchema) readFrom(r *jsonReader) {
 		switch string(r.key) {
 		case "json":
 			r.span(&v.JSON)
+		default:
+			if r.refold() {
+				goto retry
+			}
+			r.skip()
+		}
+	}
+}
+
+func (v *bedrockWrapped) readFrom(r *jsonReader) {
+	for more := r.openObject(); more; more = r.nextMember() {
+	retry:
+		switch string(r.key) {
+		case "messageStart":
+			r.span(&v.MessageStart)
+		case "contentBlockStart":
+			r.span(&v.ContentBlockStart)
+		case "contentBlockDelta":
+			r.span(&v.ContentBlockDelta)
+		case "contentBlockStop":
+			r.span(&v.ContentBlockStop)
+		case "messageStop":
+			r.span(&v.MessageStop)
+		case "metadata":
+			r.span(&v.Metadata)
 		default:
 			if r.refold() {
 				goto retry
