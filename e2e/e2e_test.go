@@ -427,11 +427,19 @@ func TestEndToEndOTLP(t *testing.T) {
 		}
 	}
 	// Every call is counted once in the client duration histogram, by its
-	// client process: sum the points of the last export per series.
+	// client process: sum the points of the last export per series. An
+	// export may have gone out before the last call was recorded, so wait
+	// for the next ones (every 500 ms here).
 	var calls uint64
-	for _, dp := range latestPoints(recv.DataPoints("gen_ai.client.operation.duration")) {
-		if p, _ := dp.Attributes.Int("server.port"); fmt.Sprint(p) == serverPort {
-			calls += dp.Count
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		calls = 0
+		for _, dp := range latestPoints(recv.DataPoints("gen_ai.client.operation.duration")) {
+			if p, _ := dp.Attributes.Int("server.port"); fmt.Sprint(p) == serverPort {
+				calls += dp.Count
+			}
+		}
+		if calls >= uint64(len(scenarios)) || time.Now().After(deadline) {
+			break
 		}
 	}
 	if calls != uint64(len(scenarios)) {
