@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,9 +19,9 @@ import (
 	"github.com/llm-observer/llm-observer/internal/otlptest"
 )
 
-// terminal is a tmux session of its own (its own server socket) running
-// one command in a pane of a fixed size, read with capture-pane as a
-// person would see it.
+// terminal is a tmux session of its own (its own server, whose socket is
+// in the test's temporary directory) running one command in a pane of a
+// fixed size, read with capture-pane as a person would see it.
 type terminal struct {
 	t      *testing.T
 	socket string
@@ -35,13 +34,13 @@ func startTerminal(t *testing.T, command ...string) *terminal {
 		t.Fatal("these tests drive a real terminal with tmux: install tmux")
 	}
 	dir := t.TempDir()
-	term := &terminal{t: t, socket: fmt.Sprintf("llm-observer-e2e-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_")), status: filepath.Join(dir, "status")}
+	term := &terminal{t: t, socket: filepath.Join(dir, "tmux"), status: filepath.Join(dir, "status")}
 	var quoted []string
 	for _, c := range command {
 		quoted = append(quoted, "'"+strings.ReplaceAll(c, "'", `'\''`)+"'")
 	}
 	script := strings.Join(quoted, " ") + "; echo $? > " + term.status + "; sleep 600"
-	cmd := exec.Command("tmux", "-L", term.socket, "new-session", "-d", "-s", "top", "-x", "200", "-y", "50", "sh", "-c", script)
+	cmd := exec.Command("tmux", "-S", term.socket, "new-session", "-d", "-s", "top", "-x", "200", "-y", "50", "sh", "-c", script)
 	cmd.Env = append(os.Environ(), "TERM=xterm-256color")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tmux new-session: %v\n%s", err, out)
@@ -50,13 +49,13 @@ func startTerminal(t *testing.T, command ...string) *terminal {
 		if t.Failed() {
 			t.Logf("screen at the end:\n%s", term.screen())
 		}
-		exec.Command("tmux", "-L", term.socket, "kill-server").Run()
+		exec.Command("tmux", "-S", term.socket, "kill-server").Run()
 	})
 	return term
 }
 
 func (term *terminal) screen() string {
-	out, err := exec.Command("tmux", "-L", term.socket, "capture-pane", "-p", "-t", "top").Output()
+	out, err := exec.Command("tmux", "-S", term.socket, "capture-pane", "-p", "-t", "top").Output()
 	if err != nil {
 		term.t.Fatalf("tmux capture-pane: %v", err)
 	}
@@ -65,7 +64,7 @@ func (term *terminal) screen() string {
 
 func (term *terminal) keys(keys ...string) {
 	term.t.Helper()
-	args := append([]string{"-L", term.socket, "send-keys", "-t", "top"}, keys...)
+	args := append([]string{"-S", term.socket, "send-keys", "-t", "top"}, keys...)
 	if out, err := exec.Command("tmux", args...).CombinedOutput(); err != nil {
 		term.t.Fatalf("tmux send-keys %v: %v\n%s", keys, err, out)
 	}
