@@ -62,7 +62,7 @@ bench-load:
 # issue 75804, fixed in Go 1.27); that alone is not a finding. Any other
 # failure, or a new input written under testdata/fuzz, is.
 fuzz:
-	@for pkg in ./internal/decode ./internal/genai ./internal/gobin ./internal/top ./deploy; do \
+	@for pkg in ./internal/decode ./internal/genai ./internal/gobin ./internal/k8s ./internal/top ./deploy; do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "== $$pkg $$f"; \
 			before=$$(ls $$pkg/testdata/fuzz/$$f 2>/dev/null | wc -l); \

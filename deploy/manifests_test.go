@@ -427,7 +427,7 @@ func TestDaemonSetRBACIsMinimal(t *testing.T) {
 	}
 	verbs := slices.Clone(rule.Verbs)
 	slices.Sort(verbs)
-	// An informer lists and watches; the agent never gets a pod by name.
+	// The agent lists and watches; it never gets a pod by name.
 	if !slices.Equal(verbs, []string{"list", "watch"}) {
 		t.Errorf("verbs %q, want list and watch only", rule.Verbs)
 	}
