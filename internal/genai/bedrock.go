@@ -36,11 +36,11 @@ import (
 // usage beneath it, counts them apart, with totalTokens their sum with the
 // output. So the call reports inputTokens + cacheRead + cacheWrite, unless
 // totalTokens is inputTokens + outputTokens, which says inputTokens held
-// them already. InvokeModel:
-// the native usage when the parser knows the format, else
-// "amazon-bedrock-invocationMetrics" {inputTokenCount, outputTokenCount} in
-// the stream's last chunk or the X-Amzn-Bedrock-Input-Token-Count and
-// -Output-Token-Count response headers.
+// them already. InvokeModel: the native usage when the parser knows the
+// format, else "amazon-bedrock-invocationMetrics" {inputTokenCount,
+// outputTokenCount} in the stream's last chunk, or the
+// X-Amzn-Bedrock-Input-Token-Count and -Output-Token-Count response
+// headers.
 //
 // Errors: the HTTP status, the X-Amzn-ErrorType header (its shape name,
 // before any ':'), an exception message's :exception-type with its first
