@@ -254,6 +254,10 @@ func serve(cfg config.Config, opts serveOptions) error {
 	agent = observer.New(agentCfg, procs, identity(pods), liveExporter{exp, live})
 	agent.AddSamples(func() []observer.SelfSample { return feedSamples(live) })
 	agent.AddSamples(func() []observer.SelfSample { return toolSamples(exp.ToolStats()) })
+	agent.AddSamples(func() []observer.SelfSample {
+		return []observer.SelfSample{{Name: "llm_observer.kubernetes.watch_failures",
+			Help: "lists and watches of this node's pods that failed; pod metadata is as old as the last success", Value: float64(pods.Failures())}}
+	})
 	if tls != nil {
 		agent.AddSamples(func() []observer.SelfSample { return tlsSamples(tls.Stats()) })
 	}

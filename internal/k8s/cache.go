@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,6 +39,10 @@ const labelPodTemplateHash = "pod-template-hash"
 type Cache struct {
 	node string
 	stop func()
+	// failures counts lists and watches that failed after New returned
+	// (the API server unreachable, the RBAC rules revoked): each leaves
+	// the pods' metadata as old as the last success.
+	failures atomic.Uint64
 
 	mu          sync.RWMutex
 	byUID       map[string]*pod
@@ -117,6 +122,15 @@ func start(ctx context.Context, cfg inCluster, node string, timeout time.Duratio
 		reason = " (" + err.Error() + ")"
 	}
 	return &Cache{}, fmt.Errorf("kubernetes: no pod list for node %q within %s%s; check that the API server is reachable and the ClusterRole grants list and watch on pods", node, timeout, reason)
+}
+
+// Failures is how many lists and watches of the pods have failed so far.
+// A nil Cache, or one outside Kubernetes, has none.
+func (c *Cache) Failures() uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.failures.Load()
 }
 
 // Close stops the watch and waits for it to end.

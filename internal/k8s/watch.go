@@ -352,6 +352,7 @@ func (w *watcher) follow(ctx context.Context, rv string) {
 }
 
 func (w *watcher) failed(err error) {
+	w.cache.failures.Add(1)
 	w.mu.Lock()
 	w.lastErr = err
 	w.mu.Unlock()

@@ -33,6 +33,8 @@ func TestWatchRecovers(t *testing.T) {
 		// version of the list that disturb made necessary).
 		disturb   func(t *testing.T, f *fakeAPI, c *Cache, cfg inCluster) string
 		wantLists int
+		// failed: the disturbance must count in Failures; else it must not.
+		failed bool
 		// gone and back are pods the cache must have lost and found.
 		gone, back string
 	}{
@@ -55,6 +57,7 @@ func TestWatchRecovers(t *testing.T) {
 				return strconv.Itoa(rv)
 			},
 			wantLists: 1,
+			failed:    true,
 		},
 		{
 			name: "dropped after a bookmark",
@@ -67,6 +70,7 @@ func TestWatchRecovers(t *testing.T) {
 				return strconv.Itoa(rv)
 			},
 			wantLists: 1,
+			failed:    true,
 		},
 		{
 			name: "changes while disconnected are replayed",
@@ -80,6 +84,7 @@ func TestWatchRecovers(t *testing.T) {
 				return "1008"
 			},
 			wantLists: 1,
+			failed:    true,
 			gone:      "77777777-7777-4777-8777-777777777777",
 			back:      "22222222-2222-4222-8222-222222222222",
 		},
@@ -96,6 +101,7 @@ func TestWatchRecovers(t *testing.T) {
 				return ""
 			},
 			wantLists: 2,
+			failed:    true,
 			gone:      "77777777-7777-4777-8777-777777777777",
 			back:      "22222222-2222-4222-8222-222222222222",
 		},
@@ -120,6 +126,7 @@ func TestWatchRecovers(t *testing.T) {
 				return "1008"
 			},
 			wantLists: 1,
+			failed:    true,
 		},
 	}
 	for _, tt := range tests {
@@ -134,6 +141,9 @@ func TestWatchRecovers(t *testing.T) {
 			waitFor(t, "a new watch", func() bool { return f.openWatches() > 0 && len(f.okWatchesAfter(before)) > 0 })
 			if got := f.lists(); got != tt.wantLists {
 				t.Errorf("%d lists, want %d", got, tt.wantLists)
+			}
+			if n := c.Failures(); (n > 0) != tt.failed {
+				t.Errorf("%d failures counted, want some: %v", n, tt.failed)
 			}
 			first := f.okWatchesAfter(before)[0]
 			if wantRV == "" {
