@@ -186,8 +186,10 @@ func TestHTTP2AndGoTLS(t *testing.T) {
 	}
 	// Not LLM calls: an HTTP/2 connection to another path, and gRPC.
 	// Thirty requests on one connection: those after the agent's verdict
-	// on the first must stop at the kernel.
-	healthArgs := []string{"-sS", "--fail", "--http2", "--cacert", certFile}
+	// on the first must stop at the kernel. Paced over three seconds, or
+	// curl may be done before the ring is next drained (every 20 ms when
+	// little waits in it) and the verdict comes back.
+	healthArgs := []string{"-sS", "--fail", "--http2", "--rate", "10/s", "--cacert", certFile}
 	for range 30 {
 		healthArgs = append(healthArgs, "-o", "/dev/null", tlsURL("/healthz"))
 	}
