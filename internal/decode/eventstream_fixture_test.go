@@ -3,8 +3,6 @@ package decode
 import (
 	"encoding/base64"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -142,23 +140,11 @@ func esScripts() []*esScript {
 // TestEventStreamFixturesCurrent checks the committed event-stream fixtures
 // are what esScripts writes; with -update it writes them.
 func TestEventStreamFixturesCurrent(t *testing.T) {
+	fixtures := map[string]string{}
 	for _, s := range esScripts() {
-		path := filepath.Join("testdata", s.name+".http")
-		text := s.render()
-		if _, err := parseFixture([]byte(text)); err != nil {
-			t.Fatalf("%s: %v", s.name, err)
-		}
-		if *update {
-			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || string(got) != text {
-			t.Errorf("%s is missing or stale: run go test -run TestEventStreamFixturesCurrent -update ./internal/decode", path)
-		}
+		fixtures[s.name] = s.render()
 	}
+	checkWrittenFixtures(t, fixtures)
 }
 
 // TestEventStreamSeedsCurrent keeps FuzzEventStream's seeds to the bodies

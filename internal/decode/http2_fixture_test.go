@@ -363,11 +363,22 @@ func h2Scripts() []*h2script {
 // TestHTTP2FixturesCurrent checks the committed HTTP/2 fixtures are what
 // h2Scripts writes; with -update it writes them.
 func TestHTTP2FixturesCurrent(t *testing.T) {
+	fixtures := map[string]string{}
 	for _, s := range h2Scripts() {
-		path := filepath.Join("testdata", s.name+".http")
-		text := s.render()
+		fixtures[s.name] = s.render()
+	}
+	checkWrittenFixtures(t, fixtures)
+}
+
+// checkWrittenFixtures checks that testdata/NAME.http holds each text of
+// fixtures (by name), which a script of the calling test writes; with
+// -update it writes them.
+func checkWrittenFixtures(t *testing.T, fixtures map[string]string) {
+	t.Helper()
+	for name, text := range fixtures {
+		path := filepath.Join("testdata", name+".http")
 		if _, err := parseFixture([]byte(text)); err != nil {
-			t.Fatalf("%s: %v", s.name, err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		if *update {
 			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -377,7 +388,7 @@ func TestHTTP2FixturesCurrent(t *testing.T) {
 		}
 		got, err := os.ReadFile(path)
 		if err != nil || string(got) != text {
-			t.Errorf("%s is missing or stale: run go test -run TestHTTP2FixturesCurrent -update ./internal/decode", path)
+			t.Errorf("%s is missing or stale: run go test -run %s -update ./internal/decode", path, t.Name())
 		}
 	}
 }
