@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -101,37 +100,6 @@ func TestCredentialEcho(t *testing.T) {
 	checkNoSecrets(t, recv, tap, obs, []string{echoAPIKey, echoSession})
 }
 
-// silentCollector accepts connections and never answers.
-func silentCollector(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go io.Copy(io.Discard, c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
 // sampleSum reads one sample of the observer's /metrics: the value of the
 // series whose name and labels start with series.
 func sampleSum(t *testing.T, obs *observerProc, series string) float64 {
@@ -207,7 +175,7 @@ const spansPerCall = 2
 // spans received (none).
 func TestShutdownSilentCollector(t *testing.T) {
 	url, _ := startFaultServer(t)
-	obs := startObserver(t, append(faultEnv, "OTEL_EXPORTER_OTLP_ENDPOINT="+silentCollector(t))...)
+	obs := startObserver(t, append(faultEnv, "OTEL_EXPORTER_OTLP_ENDPOINT="+otlptest.Silent(t))...)
 	const calls = 6
 	for range calls {
 		chatCall(t, url)

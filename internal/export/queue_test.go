@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,38 +17,7 @@ import (
 	"github.com/llm-observer/llm-observer/internal/otlptest"
 )
 
-// silentCollector accepts TCP connections and never answers, the worst a
-// collector can do: exports hang until their deadline.
-func silentCollector(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go io.Copy(io.Discard, c) //nolint:errcheck // read and never answer
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
+func silent(t *testing.T) string { return otlptest.Silent(t) }
 
 // downCollector is an address where nothing listens.
 func downCollector(t *testing.T) string {
@@ -95,8 +63,8 @@ func TestShutdownBounded(t *testing.T) {
 		wantLoss  string // a reason that must be among the counted ones
 		errLogged string
 	}{
-		{"silent grpc", silentCollector, ProtocolGRPC, LossShutdown, ""},
-		{"silent http", silentCollector, ProtocolHTTPProtobuf, LossShutdown, ""},
+		{"silent grpc", silent, ProtocolGRPC, LossShutdown, ""},
+		{"silent http", silent, ProtocolHTTPProtobuf, LossShutdown, ""},
 		{"down grpc", downCollector, ProtocolGRPC, LossCollectorDown, "export traces"},
 		{"down http", downCollector, ProtocolHTTPProtobuf, LossCollectorDown, "export traces"},
 	} {
@@ -150,7 +118,7 @@ func TestShutdownBounded(t *testing.T) {
 // shutdown the batch in flight and the queued spans are counted too.
 func TestQueueFull(t *testing.T) {
 	e, err := New(context.Background(), Config{
-		Endpoint: silentCollector(t), ConsoleWriter: io.Discard, ErrorWriter: io.Discard, HostName: "testhost",
+		Endpoint: otlptest.Silent(t), ConsoleWriter: io.Discard, ErrorWriter: io.Discard, HostName: "testhost",
 		MetricInterval: time.Hour, DisableMetrics: true, PairWait: -1,
 		SpanQueue: QueueConfig{Size: 10, Batch: 5, Delay: time.Hour, Timeout: time.Hour},
 	})
@@ -240,7 +208,7 @@ func TestLossReason(t *testing.T) {
 func TestMetricPassBounded(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	e, err := New(context.Background(), Config{
-		Endpoint: silentCollector(t), ConsoleWriter: io.Discard, ErrorWriter: io.Discard, HostName: "testhost",
+		Endpoint: otlptest.Silent(t), ConsoleWriter: io.Discard, ErrorWriter: io.Discard, HostName: "testhost",
 		MetricInterval: time.Hour, MetricTimeout: timeout, DisableTraces: true, PairWait: -1,
 	})
 	if err != nil {
