@@ -255,6 +255,9 @@ func checkH2Call(t *testing.T, spans []otlptest.Span, srv *h2Server, c h2Call) {
 	server := findSpan(t, spans, name, tracepb.Span_SPAN_KIND_SERVER)
 	rec, proto := srv.served(c.model)
 	if client == nil || server == nil || rec == nil {
+		for _, s := range spans {
+			t.Logf("span %q kind %v exe %s pid %v %v", s.Name, s.Kind, s.Resource.Str("process.executable.name"), s.Resource["process.pid"], s.Attributes)
+		}
 		t.Fatalf("client span %v, server span %v, server record %v", client != nil, server != nil, rec != nil)
 	}
 	if proto != c.proto {
