@@ -77,19 +77,24 @@ func (p *Probe) AttachGoTLS(path string, t *gobin.TLSTarget) (io.Closer, error) 
 		att.links = append(att.links, l)
 		return nil
 	}
-	if err := probe("Write", t.Write.ProbeEntry, true); err != nil {
-		att.Close()
-		return nil, err
-	}
-	if err := probe("Read", t.Read.ProbeEntry, true); err != nil {
-		att.Close()
-		return nil, err
-	}
+	// Attaching a hundred probes one by one takes a while, and the process
+	// runs meanwhile. Returns go first and Write's entry last: a call seen
+	// at its entry then always has its returns probed, and a request seen
+	// going out always has the probes for its response in place, rather
+	// than a captured request whose response is lost.
 	for _, off := range append(append([]uint64(nil), t.Write.Returns...), t.Read.Returns...) {
 		if err := probe("return", off, false); err != nil {
 			att.Close()
 			return nil, err
 		}
+	}
+	if err := probe("Read", t.Read.ProbeEntry, true); err != nil {
+		att.Close()
+		return nil, err
+	}
+	if err := probe("Write", t.Write.ProbeEntry, true); err != nil {
+		att.Close()
+		return nil, err
 	}
 	return att, nil
 }

@@ -15,16 +15,20 @@ import (
 
 // tlsHooks are the OpenSSL functions probed: the plain functions return the
 // length moved, the _ex ones store it through their fourth argument.
+//
+// They are attached in this order, each return before its entry, so that a
+// process running while its file is probed never has a request captured
+// whose response the probes cannot see yet (as for Go, see AttachGoTLS).
 var tlsHooks = []struct {
 	symbol   string
 	required bool
 	enter    func(*observerObjects) *ebpf.Program
 	exit     func(*observerObjects) *ebpf.Program
 }{
-	{"SSL_write", true, func(o *observerObjects) *ebpf.Program { return o.SslWriteEnter }, func(o *observerObjects) *ebpf.Program { return o.SslExit }},
 	{"SSL_read", true, func(o *observerObjects) *ebpf.Program { return o.SslReadEnter }, func(o *observerObjects) *ebpf.Program { return o.SslExit }},
-	{"SSL_write_ex", false, func(o *observerObjects) *ebpf.Program { return o.SslWriteExEnter }, func(o *observerObjects) *ebpf.Program { return o.SslExExit }},
 	{"SSL_read_ex", false, func(o *observerObjects) *ebpf.Program { return o.SslReadExEnter }, func(o *observerObjects) *ebpf.Program { return o.SslExExit }},
+	{"SSL_write", true, func(o *observerObjects) *ebpf.Program { return o.SslWriteEnter }, func(o *observerObjects) *ebpf.Program { return o.SslExit }},
+	{"SSL_write_ex", false, func(o *observerObjects) *ebpf.Program { return o.SslWriteExEnter }, func(o *observerObjects) *ebpf.Program { return o.SslExExit }},
 }
 
 // tlsAttachment is the uprobes of one file; closing it removes them.
@@ -78,21 +82,21 @@ func (p *Probe) AttachOpenSSL(path string, offsets map[string]uint64) (io.Closer
 			}
 			opts = &link.UprobeOptions{Address: off}
 		}
-		enter, err := ex.Uprobe(h.symbol, h.enter(&p.objs), opts)
+		exit, err := ex.Uretprobe(h.symbol, h.exit(&p.objs), opts)
 		if err != nil {
 			if !h.required && errors.Is(err, link.ErrNoSymbol) {
 				continue
 			}
 			att.Close()
-			return nil, fmt.Errorf("uprobe %s in %s: %w", h.symbol, path, err)
-		}
-		att.links = append(att.links, enter)
-		exit, err := ex.Uretprobe(h.symbol, h.exit(&p.objs), opts)
-		if err != nil {
-			att.Close()
 			return nil, fmt.Errorf("uretprobe %s in %s: %w", h.symbol, path, err)
 		}
 		att.links = append(att.links, exit)
+		enter, err := ex.Uprobe(h.symbol, h.enter(&p.objs), opts)
+		if err != nil {
+			att.Close()
+			return nil, fmt.Errorf("uprobe %s in %s: %w", h.symbol, path, err)
+		}
+		att.links = append(att.links, enter)
 	}
 	return att, nil
 }
