@@ -380,7 +380,9 @@ func (t *TLSProbes) attach(id fileID, path string) *probedFile {
 		<-done
 		delete(t.closing, id)
 	}
+	began := time.Now()
 	c, err := t.probeFile(id, path)
+	took := time.Since(began)
 	if err == nil && c == nil {
 		t.noTLS[id] = true
 		return nil
@@ -402,7 +404,7 @@ func (t *TLSProbes) attach(id fileID, path string) *probedFile {
 	f := &probedFile{path: path, closer: c, users: map[int]struct{}{}}
 	t.files[id] = f
 	t.stats.Attaches++
-	t.opts.Logf("TLS probes on %s", path)
+	t.opts.Logf("TLS probes on %s (in %v)", path, took.Round(time.Millisecond))
 	return f
 }
 
