@@ -9,23 +9,26 @@
 // # Providers and their cost
 //
 // Telemetry belongs to the observed process, so each process (keyed by PID,
-// start time, executable and service name) gets its own TracerProvider,
-// MeterProvider and LoggerProvider with its own resource, created on its
-// first call, retired after Config.ProcessIdleTimeout without calls, and at
-// most Config.MaxProcesses at once (least recently used goes first). A
-// retired process's metrics are collected one last time before its providers
-// shut down.
+// start time, executable and service name) gets its own resource, with a
+// MeterProvider and a LoggerProvider, created on its first call, retired
+// after Config.ProcessIdleTimeout without calls, and at most
+// Config.MaxProcesses at once (least recently used goes first). A retired
+// process's metrics are collected one last time before its providers shut
+// down.
 //
-// The expensive parts are shared. There is one OTLP exporter per signal, so
-// one connection, and for traces and logs one batch processor that every
-// provider feeds through a thin wrapper whose Shutdown does nothing: a
-// provider owns no goroutine, queue or connection, and a batch mixes spans of
-// many processes, which the OTLP exporter groups by resource. Metrics cannot
-// share a reader (a reader belongs to one provider), so each provider has a
-// ManualReader, and one loop collects all of them every
-// Config.MetricInterval and exports one request per resource. A
-// PeriodicReader per provider would cost a goroutine and a timer per process
-// and make the final flush of a retired process harder to order.
+// The expensive parts are shared. There is one OTLP client per signal, so
+// one connection, and for traces and logs one batch queue that every
+// process feeds: a process owns no goroutine, queue or connection, and a
+// batch mixes spans of many processes, grouped by resource when sent. Spans
+// skip the SDK's span objects altogether: each is encoded into OTLP's
+// protobuf form as its call ends (spanwire.go says why and how it keeps the
+// SDK's rules) and sent through the official OTLP trace client. Log
+// records go through a LoggerProvider per process, whose shared processor's
+// Shutdown does nothing. Metrics cannot share a reader (a reader belongs to
+// one provider), so each provider has a ManualReader, and one loop collects
+// all of them every Config.MetricInterval and exports one request per
+// resource. A PeriodicReader per provider would cost a goroutine and a timer
+// per process and make the final flush of a retired process harder to order.
 //
 // # Spans
 //

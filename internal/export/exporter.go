@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otellog "go.opentelemetry.io/otel/log"
@@ -26,10 +27,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
@@ -40,6 +39,7 @@ import (
 // use; CallStarted and CallEnded never block on the network.
 type Exporter struct {
 	cfg        Config
+	limits     spanLimits // OTEL_SPAN_ATTRIBUTE_* limits, applied as spans are encoded
 	emitSystem bool
 	content    contentPolicy
 	console    *console // nil when the console is off
@@ -93,11 +93,13 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 	// The SDK cuts attribute values beyond OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
 	// (or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT) blindly, which would leave
 	// content JSON invalid; capping it here first keeps it whole.
-	if limit := sdktrace.NewSpanLimits().AttributeValueLengthLimit; limit > 0 && limit < cfg.ContentMaxBytes {
+	limits := newSpanLimits()
+	if limit := limits.valueLen; limit > 0 && limit < cfg.ContentMaxBytes {
 		cfg.ContentMaxBytes = limit
 	}
 	e := &Exporter{
 		cfg:        cfg,
+		limits:     limits,
 		emitSystem: cfg.EmitGenAISystem && !cfg.LatestGenAIConventions,
 		content: contentPolicy{
 			capture:  cfg.CaptureContent,
@@ -182,11 +184,11 @@ func (e *Exporter) startOTLP(ctx context.Context) error {
 	}
 
 	if !cfg.DisableTraces {
-		exp, err := newSpanExporter(ctx, cfg)
+		client, err := newSpanClient(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("OTLP trace exporter: %w", err)
 		}
-		e.spans = newSpanQueue(exp, cfg.SpanQueue, &e.lost, e.errLog, e.failed(signalTraces))
+		e.spans = newSpanQueue(client, cfg.SpanQueue, &e.lost, e.errLog, e.failed(signalTraces))
 	}
 	if !cfg.DisableLogs && e.content.enabled() && cfg.ContentDestination.toLog() {
 		exp, err := newLogExporter(ctx, cfg)
@@ -232,19 +234,27 @@ var reconnect = grpc.WithConnectParams(grpc.ConnectParams{
 	MinConnectTimeout: 5 * time.Second,
 })
 
-func newSpanExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, error) {
+// newSpanClient starts the OTLP trace client the span queue sends through;
+// spans are encoded by spanwire.go, not by the SDK's exporter.
+func newSpanClient(ctx context.Context, cfg Config) (otlptrace.Client, error) {
+	var client otlptrace.Client
 	if cfg.TracesProtocol == ProtocolHTTPProtobuf {
 		var opts []otlptracehttp.Option
 		if cfg.Endpoint != "" {
 			opts = append(opts, otlptracehttp.WithEndpointURL(signalURL(cfg.Endpoint, "/v1/traces")))
 		}
-		return otlptracehttp.New(ctx, opts...)
+		client = otlptracehttp.NewClient(opts...)
+	} else {
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithDialOption(reconnect)}
+		if cfg.Endpoint != "" {
+			opts = append(opts, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
+		}
+		client = otlptracegrpc.NewClient(opts...)
 	}
-	opts := []otlptracegrpc.Option{otlptracegrpc.WithDialOption(reconnect)}
-	if cfg.Endpoint != "" {
-		opts = append(opts, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
+	if err := client.Start(ctx); err != nil {
+		return nil, err
 	}
-	return otlptracegrpc.New(ctx, opts...)
+	return client, nil
 }
 
 func newMetricExporter(ctx context.Context, cfg Config) (sdkmetric.Exporter, error) {
@@ -277,33 +287,24 @@ func newLogExporter(ctx context.Context, cfg Config) (sdklog.Exporter, error) {
 	return otlploggrpc.New(ctx, opts...)
 }
 
-// sharedSpanProcessor and sharedLogProcessor let every process's provider
-// feed the exporter's one batch processor per signal. A provider shuts down
-// when its process is retired; that must not stop the pipeline the other
-// providers still use, so Shutdown here does nothing and the exporter shuts
-// the real processor down itself.
-type sharedSpanProcessor struct{ sdktrace.SpanProcessor }
-
-func (sharedSpanProcessor) Shutdown(context.Context) error { return nil }
-
+// sharedLogProcessor lets every process's logger provider feed the
+// exporter's one batch processor. A provider shuts down when its process is
+// retired; that must not stop the pipeline the other providers still use,
+// so Shutdown here does nothing and the exporter shuts the real processor
+// down itself.
 type sharedLogProcessor struct{ sdklog.Processor }
 
 func (sharedLogProcessor) Shutdown(context.Context) error { return nil }
 
 // newProcessTelemetry builds the providers of one observed process.
 func (e *Exporter) newProcessTelemetry(p *Process) *processTelemetry {
-	pt := &processTelemetry{tracer: tracenoop.NewTracerProvider().Tracer(scopeName)}
+	pt := &processTelemetry{}
 	if !e.cfg.OTLP {
 		return pt
 	}
 	res := e.processResource(p)
 	if e.spans != nil {
-		pt.tp = sdktrace.NewTracerProvider(
-			sdktrace.WithResource(res),
-			sdktrace.WithSpanProcessor(sharedSpanProcessor{e.spans}),
-			sdktrace.WithIDGenerator(idGenerator{}),
-		)
-		pt.tracer = pt.tp.Tracer(scopeName, trace.WithSchemaURL(semconv.SchemaURL))
+		pt.spanRes = newSpanResource(res)
 	}
 	if e.metrics != nil {
 		pt.reader = sdkmetric.NewManualReader(sdkmetric.WithTemporalitySelector(e.temporality))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/llm-observer/llm-observer/internal/genai"
 	"github.com/llm-observer/llm-observer/internal/otlptest"
@@ -147,3 +148,10 @@ func validJSONString(t *testing.T, what, s string) any {
 	}
 	return v
 }
+
+// discardSpans is a span client that sends nothing, for benchmarks of the
+// data path alone.
+type discardSpans struct{}
+
+func (discardSpans) UploadTraces(context.Context, []*tracepb.ResourceSpans) error { return nil }
+func (discardSpans) Stop(context.Context) error                                   { return nil }

@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/semconv/v1.41.0/mcpconv"
@@ -170,30 +169,23 @@ func (e *Exporter) mcpSpanAttributes(a []attribute.KeyValue, c *genai.Call) []at
 
 // emitMCP writes the span of an MCP message; self and parent as for emit.
 func (e *Exporter) emitMCP(pt *processTelemetry, c *genai.Call, self, parent trace.SpanContext) trace.SpanContext {
-	ctx := parentContext(c, parent)
-	if self.IsValid() {
-		ctx = withReservedIDs(ctx, self)
-	}
-	kind := serverKind
-	if c.Endpoint.ClientSide {
-		kind = clientKind
-	}
-	end := c.End
-	if end.Before(c.Start) {
-		end = c.Start
-	}
 	var buf [24]attribute.KeyValue
-	_, span := pt.tracer.Start(ctx, mcpSpanName(c), kind, trace.WithTimestamp(c.Start))
-	span.SetAttributes(e.mcpSpanAttributes(buf[:0], c)...)
-	if c.ErrorType != "" {
-		msg := e.content.redactor.redact(c.ErrorMessage)
-		if msg == "" {
-			msg = c.ErrorType
-		}
-		span.SetStatus(codes.Error, msg)
+	d := spanData{
+		name: mcpSpanName(c), kind: trace.SpanKindServer,
+		start: c.Start, end: c.End,
+		self: self, parent: parentSpanContext(c, parent),
+		attrs: e.mcpSpanAttributes(buf[:0], c),
 	}
-	span.End(trace.WithTimestamp(end))
-	return span.SpanContext()
+	if c.Endpoint.ClientSide {
+		d.kind = trace.SpanKindClient
+	}
+	if c.ErrorType != "" {
+		d.errMsg = e.content.redactor.redact(c.ErrorMessage)
+		if d.errMsg == "" {
+			d.errMsg = c.ErrorType
+		}
+	}
+	return e.writeSpan(pt, &d)
 }
 
 // recordMCP records an MCP message's duration. A message cut before any

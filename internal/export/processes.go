@@ -11,9 +11,7 @@ import (
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llm-observer/llm-observer/internal/genai"
 )
@@ -67,14 +65,15 @@ func keyOfProcess(p *Process) processKey {
 // processors; its metrics are pulled through reader by the exporter's
 // collection loop.
 type processTelemetry struct {
-	key    processKey
-	tp     *sdktrace.TracerProvider // nil when traces are off
-	tracer trace.Tracer
-	mp     *sdkmetric.MeterProvider // nil when metrics are off
-	reader *sdkmetric.ManualReader
-	inst   *instruments
-	lp     *sdklog.LoggerProvider // nil when no log records are made
-	logger otellog.Logger
+	key processKey
+	// spanRes is the encoded resource of the process's spans; nil when
+	// traces are off.
+	spanRes *spanResource
+	mp      *sdkmetric.MeterProvider // nil when metrics are off
+	reader  *sdkmetric.ManualReader
+	inst    *instruments
+	lp      *sdklog.LoggerProvider // nil when no log records are made
+	logger  otellog.Logger
 
 	// Guarded by processTable.mu.
 	lastUsed time.Time
@@ -130,9 +129,6 @@ func (pt *processTelemetry) ended(c *genai.Call) (attribute.Set, bool) {
 // shared processors stay there and are exported with the rest.
 func (pt *processTelemetry) shutdown(ctx context.Context) error {
 	var errs []error
-	if pt.tp != nil {
-		errs = append(errs, pt.tp.Shutdown(ctx))
-	}
 	if pt.mp != nil {
 		errs = append(errs, pt.mp.Shutdown(ctx))
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	sdklog "go.opentelemetry.io/otel/sdk/log"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -360,27 +359,6 @@ func mergeDone(ctx, other context.Context) (context.Context, context.CancelFunc)
 	stop := context.AfterFunc(other, cancel)
 	return ctx, func() { stop(); cancel() }
 }
-
-// spanQueue is the traces pipeline's span processor: ended, sampled spans
-// go into a batchQueue.
-type spanQueue struct {
-	q *batchQueue[sdktrace.ReadOnlySpan]
-}
-
-func newSpanQueue(exp sdktrace.SpanExporter, cfg QueueConfig, lost *losses, log *errorLog, failed func(context.Context)) *spanQueue {
-	return &spanQueue{q: newBatchQueue(signalTraces, cfg, exp.ExportSpans, exp.Shutdown, lost, log, failed)}
-}
-
-func (*spanQueue) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-
-func (s *spanQueue) OnEnd(sp sdktrace.ReadOnlySpan) {
-	if sp.SpanContext().IsSampled() {
-		s.q.add(sp)
-	}
-}
-
-func (s *spanQueue) ForceFlush(ctx context.Context) error { return s.q.flush(ctx) }
-func (s *spanQueue) Shutdown(ctx context.Context) error   { return s.q.shutdown(ctx) }
 
 // logQueue is the logs pipeline's processor: each record is copied (the
 // SDK reuses it) into a batchQueue.

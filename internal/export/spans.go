@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	otellog "go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
@@ -26,12 +25,6 @@ func spanName(c *genai.Call) string {
 	}
 	return op + " " + c.RequestModel
 }
-
-// The span kinds as options, made once: each option made is an allocation.
-var (
-	clientKind = trace.WithSpanKind(trace.SpanKindClient)
-	serverKind = trace.WithSpanKind(trace.SpanKindServer)
-)
 
 // attrBufs recycles the slices callAttributes fills: the SDK copies what it
 // is given, so one per call in flight is enough.
@@ -172,22 +165,14 @@ func appendOpenAI(a []attribute.KeyValue, c *genai.Call) []attribute.KeyValue {
 // request's own traceparent and tracestate headers.
 var traceContext propagation.TraceContext
 
-// parentContext is the context a call's span starts in: the client span of
-// the same exchange when pairing found one, else the application's trace
+// parentSpanContext is the span a call's span goes under: the client span
+// of the same exchange when pairing found one, else the application's span
 // from the request's traceparent header, else none (a new trace).
-func parentContext(c *genai.Call, paired trace.SpanContext) context.Context {
-	ctx := context.Background()
+func parentSpanContext(c *genai.Call, paired trace.SpanContext) trace.SpanContext {
 	if paired.IsValid() {
-		return trace.ContextWithRemoteSpanContext(ctx, paired)
+		return paired
 	}
-	if c.TraceParent == "" {
-		return ctx
-	}
-	carrier := propagation.MapCarrier{"traceparent": c.TraceParent}
-	if c.TraceState != "" {
-		carrier["tracestate"] = c.TraceState
-	}
-	return traceContext.Extract(ctx, carrier)
+	return requestSpanContext(c)
 }
 
 // requestSpanContext is the span context the request's traceparent names,
@@ -196,7 +181,11 @@ func requestSpanContext(c *genai.Call) trace.SpanContext {
 	if c.TraceParent == "" {
 		return trace.SpanContext{}
 	}
-	return trace.SpanContextFromContext(parentContext(c, trace.SpanContext{}))
+	carrier := propagation.MapCarrier{"traceparent": c.TraceParent}
+	if c.TraceState != "" {
+		carrier["tracestate"] = c.TraceState
+	}
+	return trace.SpanContextFromContext(traceContext.Extract(context.Background(), carrier))
 }
 
 // emit writes a call's span and, when content goes to logs, its event
@@ -206,10 +195,6 @@ func requestSpanContext(c *genai.Call) trace.SpanContext {
 func (e *Exporter) emit(pt *processTelemetry, c *genai.Call, self, parent trace.SpanContext) trace.SpanContext {
 	if c.MCP != nil {
 		return e.emitMCP(pt, c, self, parent)
-	}
-	ctx := parentContext(c, parent)
-	if self.IsValid() {
-		ctx = withReservedIDs(ctx, self)
 	}
 	buf := attrBufs.Get().(*[]attribute.KeyValue)
 	attrs := e.callAttributes((*buf)[:0], c)
@@ -224,32 +209,31 @@ func (e *Exporter) emit(pt *processTelemetry, c *genai.Call, self, parent trace.
 		attrBufs.Put(buf)
 	}()
 
-	kind := serverKind
+	d := spanData{
+		name: spanName(c), kind: trace.SpanKindServer,
+		start: c.Start, end: c.End,
+		self: self, parent: parentSpanContext(c, parent),
+		attrs: spanAttrs,
+	}
 	if c.Endpoint.ClientSide {
-		kind = clientKind
+		d.kind = trace.SpanKindClient
 	}
-	end := c.End
-	if end.Before(c.Start) {
-		end = c.Start
-	}
-	// The attributes are set after Start rather than passed to it, which
-	// would copy them once more; the sampler (parent-based, always on)
-	// does not read them.
-	ctx, span := pt.tracer.Start(ctx, spanName(c), kind, trace.WithTimestamp(c.Start))
-	span.SetAttributes(spanAttrs...)
 	// Status ERROR only for what the wire said (error.type); a call the
 	// observer saw only in part keeps status unset and says so with
 	// llm_observer.truncated.
 	if c.ErrorType != "" {
-		msg := e.content.redactor.redact(c.ErrorMessage)
-		if msg == "" {
-			msg = c.ErrorType
+		d.errMsg = e.content.redactor.redact(c.ErrorMessage)
+		if d.errMsg == "" {
+			d.errMsg = c.ErrorType
 		}
-		span.SetStatus(codes.Error, msg)
 	}
-	span.End(trace.WithTimestamp(end))
+	sc := e.writeSpan(pt, &d)
 
 	if len(content) > 0 && e.content.dest.toLog() && pt.logger != nil {
+		end := c.End
+		if end.Before(c.Start) {
+			end = c.Start
+		}
 		var rec otellog.Record
 		rec.SetEventName(eventInferenceDetails)
 		rec.SetTimestamp(end)
@@ -257,35 +241,9 @@ func (e *Exporter) emit(pt *processTelemetry, c *genai.Call, self, parent trace.
 		rec.SetSeverity(otellog.SeverityInfo)
 		rec.AddAttributes(attrs...)
 		rec.AddAttributes(content...)
-		pt.logger.Emit(ctx, rec)
+		pt.logger.Emit(trace.ContextWithSpanContext(context.Background(), sc), rec)
 	}
-	return span.SpanContext()
-}
-
-// reservedIDsKey carries span IDs chosen before the span exists, so that a
-// server span emitted first can already name its client parent.
-type reservedIDsKey struct{}
-
-func withReservedIDs(ctx context.Context, sc trace.SpanContext) context.Context {
-	return context.WithValue(ctx, reservedIDsKey{}, sc)
-}
-
-// idGenerator hands out reserved IDs when the context has them and random
-// ones otherwise.
-type idGenerator struct{}
-
-func (idGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
-	if sc, ok := ctx.Value(reservedIDsKey{}).(trace.SpanContext); ok {
-		return sc.TraceID(), sc.SpanID()
-	}
-	return newTraceID(), newSpanID()
-}
-
-func (idGenerator) NewSpanID(ctx context.Context, traceID trace.TraceID) trace.SpanID {
-	if sc, ok := ctx.Value(reservedIDsKey{}).(trace.SpanContext); ok && sc.TraceID() == traceID {
-		return sc.SpanID()
-	}
-	return newSpanID()
+	return sc
 }
 
 func newTraceID() (id trace.TraceID) {

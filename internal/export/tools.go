@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/trace"
@@ -346,9 +345,6 @@ func keepLive(list []*toolExecution, now time.Time, dropped func()) []*toolExecu
 	return kept
 }
 
-// internalKind is the execute_tool spans' kind, made once.
-var internalKind = trace.WithSpanKind(trace.SpanKindInternal)
-
 // emitTool writes the execute_tool span of one matched execution; answer
 // is the request that carried the result.
 func (e *Exporter) emitTool(pt *processTelemetry, m toolMatch, answer *genai.Call) {
@@ -357,36 +353,34 @@ func (e *Exporter) emitTool(pt *processTelemetry, m toolMatch, answer *genai.Cal
 	if app := requestSpanContext(answer); app.IsValid() {
 		parent = app
 	}
-	ctx := withReservedIDs(trace.ContextWithRemoteSpanContext(context.Background(), parent), x.span)
 	name := semconv.GenAIOperationNameExecuteTool.Value.AsString()
 	if x.name != "" {
 		name += " " + x.name
 	}
-	end := x.answeredAt
-	if end.Before(x.asked) {
-		end = x.asked
-	}
-	_, span := pt.tracer.Start(ctx, name, internalKind, trace.WithTimestamp(x.asked))
 	var buf [8]attribute.KeyValue
-	a := append(buf[:0], semconv.GenAIOperationNameExecuteTool)
+	d := spanData{
+		name: name, kind: trace.SpanKindInternal,
+		start: x.asked, end: x.answeredAt,
+		self: x.span, parent: parent,
+		attrs: append(buf[:0], semconv.GenAIOperationNameExecuteTool),
+	}
 	if x.name != "" {
-		a = append(a, semconv.GenAIToolName(x.name))
+		d.attrs = append(d.attrs, semconv.GenAIToolName(x.name))
 	}
 	if x.id != "" {
-		a = append(a, semconv.GenAIToolCallID(x.id))
+		d.attrs = append(d.attrs, semconv.GenAIToolCallID(x.id))
 	}
 	if x.typ != "" {
-		a = append(a, semconv.GenAIToolType(x.typ))
+		d.attrs = append(d.attrs, semconv.GenAIToolType(x.typ))
 	}
 	if m.result.Error {
-		a = append(a, semconv.ErrorTypeKey.String(errorTypeToolFailed))
-		span.SetStatus(codes.Error, "the tool's result says it failed")
+		d.attrs = append(d.attrs, semconv.ErrorTypeKey.String(errorTypeToolFailed))
+		d.errMsg = "the tool's result says it failed"
 	}
-	span.SetAttributes(a...)
 	if e.content.dest.toSpan() {
-		span.SetAttributes(e.content.toolAttributes(m.args, m.result.Content)...)
+		d.attrs = append(d.attrs, e.content.toolAttributes(m.args, m.result.Content)...)
 	}
-	span.End(trace.WithTimestamp(end))
+	e.writeSpan(pt, &d)
 	e.tools.executions.Add(1)
 }
 

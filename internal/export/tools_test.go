@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
@@ -359,7 +358,7 @@ func BenchmarkToolRound(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			e, _ := newTestExporter(b, otlptest.GRPC, nil)
 			e.spans.Shutdown(context.Background()) //nolint:errcheck // replaced before use
-			e.spans = newSpanQueue(tracetest.NewNoopExporter(), DefaultSpanQueue, &e.lost, e.errLog, func(context.Context) {})
+			e.spans = newSpanQueue(discardSpans{}, DefaultSpanQueue, &e.lost, e.errLog, func(context.Context) {})
 			ask, answer := agentRound()
 			if !tools {
 				ask.ToolCalls, answer.ToolResults = nil, nil
