@@ -334,10 +334,9 @@ func (e *Exporter) CallStarted(p *Process, c *genai.Call) {
 	pt := e.procs.acquire(p, now)
 	defer e.procs.release(pt)
 	if pt.inst != nil && c.MCP == nil { // MCP messages have no active-request count
-		var buf [8]attribute.KeyValue
-		set := attribute.NewSet(e.metricAttrs(buf[:0], c, false)...)
-		if pt.started(c, set) {
-			pt.inst.side(c).active.Add(context.Background(), 1, metric.WithAttributeSet(set))
+		a := pt.inst.sets.activeOf(e, c)
+		if pt.started(c, a) {
+			pt.inst.side(c).active.Add(context.Background(), 1, a.add...)
 		}
 	}
 	e.toolsAnswered(p, pt, c, now)
@@ -375,8 +374,8 @@ func (e *Exporter) CallEnded(p *Process, c *genai.Call) {
 	now := time.Now()
 	pt := e.procs.acquire(p, now)
 	if pt.inst != nil {
-		if set, ok := pt.ended(c); ok {
-			pt.inst.side(c).active.Add(context.Background(), -1, metric.WithAttributeSet(set))
+		if a, ok := pt.ended(c); ok {
+			pt.inst.side(c).active.Add(context.Background(), -1, a.add...)
 		}
 		e.record(pt.inst, c)
 	}

@@ -252,8 +252,35 @@ const maxCachedSets = 512
 
 // setCache holds callSets by setKey. record may run on several goroutines.
 type setCache struct {
-	mu   sync.Mutex
-	sets map[setKey]*callSets
+	mu     sync.Mutex
+	sets   map[setKey]*callSets
+	active map[setKey]activeSet // by the key of a call not yet ended
+}
+
+// activeSet is the option carrying the set an active-request count is kept
+// under; the decrement at a call's end reuses its increment's.
+type activeSet struct {
+	add []metric.AddOption
+}
+
+// activeOf is the set a started call is counted active under: the common
+// attributes known at its start (no response model yet).
+func (sc *setCache) activeOf(e *Exporter, c *genai.Call) activeSet {
+	addr, port := serverAddress(c)
+	k := setKey{clientSide: c.Endpoint.ClientSide, op: operationName(c), provider: c.Provider, requestModel: c.RequestModel, server: addr, port: port}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if a, ok := sc.active[k]; ok {
+		return a
+	}
+	if sc.active == nil || len(sc.active) >= maxCachedSets {
+		sc.active = make(map[setKey]activeSet)
+	}
+	var buf [8]attribute.KeyValue
+	set := attribute.NewSet(e.metricAttrs(buf[:0], c, false)...)
+	a := activeSet{add: []metric.AddOption{metric.WithAttributeSet(set)}}
+	sc.active[k] = a
+	return a
 }
 
 func (sc *setCache) get(e *Exporter, c *genai.Call) *callSets {

@@ -80,7 +80,7 @@ type processTelemetry struct {
 	users    int
 
 	activeMu sync.Mutex
-	active   map[callKey]attribute.Set // started calls, with the attributes counted
+	active   map[callKey]activeSet // started calls, with the attributes counted
 }
 
 // callKey identifies one call between its start and end hooks.
@@ -100,11 +100,11 @@ func callKeyOf(c *genai.Call) callKey {
 const maxActivePerProcess = 4096
 
 // started counts c as active and reports the attributes it was counted with.
-func (pt *processTelemetry) started(c *genai.Call, set attribute.Set) bool {
+func (pt *processTelemetry) started(c *genai.Call, set activeSet) bool {
 	pt.activeMu.Lock()
 	defer pt.activeMu.Unlock()
 	if pt.active == nil {
-		pt.active = map[callKey]attribute.Set{}
+		pt.active = map[callKey]activeSet{}
 	}
 	k := callKeyOf(c)
 	if _, dup := pt.active[k]; dup || len(pt.active) >= maxActivePerProcess {
@@ -116,7 +116,7 @@ func (pt *processTelemetry) started(c *genai.Call, set attribute.Set) bool {
 
 // ended forgets c and returns the attributes it was counted with, so the
 // decrement matches the increment even if the call learnt more meanwhile.
-func (pt *processTelemetry) ended(c *genai.Call) (attribute.Set, bool) {
+func (pt *processTelemetry) ended(c *genai.Call) (activeSet, bool) {
 	pt.activeMu.Lock()
 	defer pt.activeMu.Unlock()
 	k := callKeyOf(c)
