@@ -135,6 +135,7 @@ func serve(cfg config.Config, opts serveOptions) error {
 
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go tuneGC(ctx)
 	clock := &shutdownClock{timeout: cfg.ShutdownTimeout}
 	context.AfterFunc(ctx, func() {
 		clock.start()
