@@ -217,6 +217,7 @@ func (c *Conn) Close(t time.Time) {
 	}
 	for i := range c.halves {
 		c.halves[i].release()
+		c.halves[i].resetHead()
 	}
 	c.closed = true
 }
@@ -300,6 +301,7 @@ func (c *Conn) tunnel() {
 	for i := range c.halves {
 		h := &c.halves[i]
 		h.discard(len(h.head))
+		h.resetHead()
 		h.release()
 		h.state = stTunnel
 	}

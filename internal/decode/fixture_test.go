@@ -494,8 +494,11 @@ func checkBounded(t testing.TB, c *Conn) {
 		if len(h.body) > lim.MaxBodyBytes {
 			t.Errorf("body %d over limit %d", len(h.body), lim.MaxBodyBytes)
 		}
-		if len(h.sse.data) > lim.MaxEventBytes || len(h.sse.line) > lim.MaxEventBytes+64 || len(h.nd.line) > lim.MaxEventBytes+1 {
-			t.Errorf("event buffers over limit: %d %d %d", len(h.sse.data), len(h.sse.line), len(h.nd.line))
+		if h.sse != nil && (len(h.sse.data) > lim.MaxEventBytes || len(h.sse.line) > lim.MaxEventBytes+64) {
+			t.Errorf("event buffers over limit: %d %d", len(h.sse.data), len(h.sse.line))
+		}
+		if h.nd != nil && len(h.nd.line) > lim.MaxEventBytes+1 {
+			t.Errorf("line buffer over limit: %d", len(h.nd.line))
 		}
 	}
 	if len(c.pending) > lim.MaxPending {

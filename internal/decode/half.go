@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -39,7 +40,12 @@ type half struct {
 	firstLine bool // the start line is not complete yet
 	hunted    bool // the start line of this head was found by hunting
 	fresh     bool // hunting from the first byte of the direction, nothing discarded yet
+	// head holds the head (or trailer) being read, in a buffer taken from
+	// headBufs when its first byte comes and given back once it is parsed:
+	// the fields are cut from a copy, so a connection waiting between
+	// messages or on a long body holds no head buffer.
 	head      []byte
+	headBuf   *[]byte   // where head came from; nil while head is nil
 	lineStart int       // where the current line of head begins
 	headT     time.Time // time of the first byte of head
 	request   bool      // the message being read is a request
@@ -58,9 +64,12 @@ type half struct {
 	kind      StreamKind
 	dec       bodyDecoder
 	trailer   http.Header
-	sse       sseParser
-	nd        ndjsonParser
-	es        esParser
+	// The parser of a streamed body, only the one of its kind, made when
+	// the body begins and dropped when it ends: most connections stream
+	// in one direction only, and an idle one holds none.
+	sse *sseParser
+	nd  *ndjsonParser
+	es  *esParser
 }
 
 func (h *half) discard(n int) { h.c.stats.BytesDiscarded += int64(n) }
@@ -91,12 +100,31 @@ func (h *half) hunt(midLine bool) {
 	h.junk = midLine
 }
 
-func (h *half) resetHead() {
-	if cap(h.head) > 8<<10 {
-		h.head = nil
-	} else {
-		h.head = h.head[:0]
+// headBufs holds the head buffers of no message being read, shared by
+// every connection.
+var headBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// appendHead appends seg to the head being read, taking a buffer first if
+// it has none.
+func (h *half) appendHead(seg []byte) {
+	if h.headBuf == nil {
+		h.headBuf = headBufs.Get().(*[]byte)
+		h.head = (*h.headBuf)[:0]
 	}
+	h.head = append(h.head, seg...)
+}
+
+// resetHead empties the head and gives its buffer back. A buffer that grew
+// past a usual head is let go instead, so the pool keeps no outsized one.
+func (h *half) resetHead() {
+	if h.headBuf != nil {
+		if cap(h.head) <= 8<<10 {
+			*h.headBuf = h.head[:0]
+			headBufs.Put(h.headBuf)
+		}
+		h.headBuf = nil
+	}
+	h.head = nil
 	h.lineStart = 0
 }
 
@@ -193,7 +221,7 @@ func (h *half) readHead(b []byte) int {
 	if len(h.head) == 0 {
 		h.headT = h.t
 	}
-	h.head = append(h.head, seg...)
+	h.appendHead(seg)
 	h.last = h.t
 	if h.firstLine {
 		req, resp := h.roles()
@@ -455,10 +483,13 @@ func (h *half) begin(x *exchange, fr framing, n int64, hdr http.Header, kind Str
 	}
 	switch h.kind {
 	case SSE:
+		h.sse = new(sseParser)
 		h.sse.init(h.c.lim.MaxEventBytes, h)
 	case NDJSON:
+		h.nd = new(ndjsonParser)
 		h.nd.init(h.c.lim.MaxEventBytes, h)
 	case EventStream:
+		h.es = new(esParser)
 		h.es.init(h.c.lim.MaxEventBytes, &h.c.stats, h)
 	default:
 		if fr == lengthBody && h.dec == nil {
@@ -661,7 +692,7 @@ func (h *half) readTrailer(b []byte) int {
 		h.cut(fmt.Errorf("trailer: %w", ErrHeaderTooLarge), i < 0)
 		return len(seg)
 	}
-	h.head = append(h.head, seg...)
+	h.appendHead(seg)
 	if i < 0 {
 		return len(seg)
 	}
@@ -831,10 +862,7 @@ func (h *half) release() {
 		h.dec.release()
 		h.dec = nil
 	}
-	h.sse.data = keepSmall(h.sse.data)
-	h.sse.line = keepSmall(h.sse.line)
-	h.nd.line = keepSmall(h.nd.line)
-	h.es.buf = keepSmall(h.es.buf)
+	h.sse, h.nd, h.es = nil, nil, nil
 }
 
 // close ends the half at connection close.

@@ -195,7 +195,7 @@ func parseFields(b []byte, s string) (http.Header, error) {
 				return nil, fmt.Errorf("invalid field name %q", name)
 			}
 		}
-		key := textproto.CanonicalMIMEHeaderKey(name)
+		key := canonicalKey(name)
 		v := strings.Trim(ls[colon+1:], " \t")
 		if old, ok := h[key]; ok {
 			h[key] = append(old, v)
@@ -207,6 +207,66 @@ func parseFields(b []byte, s string) (http.Header, error) {
 	}
 	return h, nil
 }
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey for a valid field name,
+// without its allocation for the names below, which clients and LLM APIs
+// send in lower case: a response of the OpenAI or Anthropic API carries a
+// dozen of them, and each would otherwise be a string of its own for as
+// long as the exchange lasts. A name already canonical is returned as is.
+func canonicalKey(name string) string {
+	var buf [48]byte
+	if len(name) > len(buf) {
+		return textproto.CanonicalMIMEHeaderKey(name)
+	}
+	b := buf[:len(name)]
+	upper := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if upper && 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		} else if !upper && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+		upper = c == '-'
+	}
+	if string(b) == name {
+		return name
+	}
+	if k, ok := lowerCaseKeys[string(b)]; ok {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+// lowerCaseKeys are the canonical forms of field names commonly sent in
+// lower case that textproto does not share already.
+var lowerCaseKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key", "Traceparent", "Tracestate",
+		"X-Request-Id", "Request-Id", "Apim-Request-Id", "X-Goog-Request-Id", "Retry-After", "Retry-After-Ms",
+		"Openai-Organization", "Openai-Project", "Openai-Processing-Ms", "Openai-Version", "Openai-Beta",
+		"X-Ratelimit-Limit-Requests", "X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Requests",
+		"X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Requests", "X-Ratelimit-Reset-Tokens",
+		"Anthropic-Version", "Anthropic-Beta", "Anthropic-Organization-Id",
+		"Anthropic-Ratelimit-Requests-Limit", "Anthropic-Ratelimit-Requests-Remaining", "Anthropic-Ratelimit-Requests-Reset",
+		"Anthropic-Ratelimit-Tokens-Limit", "Anthropic-Ratelimit-Tokens-Remaining", "Anthropic-Ratelimit-Tokens-Reset",
+		"Anthropic-Ratelimit-Input-Tokens-Limit", "Anthropic-Ratelimit-Input-Tokens-Remaining", "Anthropic-Ratelimit-Input-Tokens-Reset",
+		"Anthropic-Ratelimit-Output-Tokens-Limit", "Anthropic-Ratelimit-Output-Tokens-Remaining", "Anthropic-Ratelimit-Output-Tokens-Reset",
+		"X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-Os", "X-Stainless-Arch",
+		"X-Stainless-Runtime", "X-Stainless-Runtime-Version", "X-Stainless-Async", "X-Stainless-Retry-Count",
+		"X-Stainless-Read-Timeout", "X-Stainless-Timeout", "X-Stainless-Helper-Method",
+		"Access-Control-Expose-Headers", "Access-Control-Allow-Origin", "Strict-Transport-Security",
+		"X-Content-Type-Options", "Alt-Svc", "Cf-Ray", "Cf-Cache-Status", "Vary", "Transfer-Encoding",
+		"Content-Encoding", "Keep-Alive", "X-Envoy-Upstream-Service-Time", "X-Robots-Tag",
+		"Mcp-Session-Id", "Mcp-Protocol-Version", "X-Amzn-Requestid", "X-Amz-Date", "X-Amz-Content-Sha256",
+		"Amz-Sdk-Invocation-Id", "Amz-Sdk-Request", "X-Litellm-Call-Id", "X-Litellm-Model-Id",
+	} {
+		m[k] = k
+	}
+	return m
+}()
 
 func isTokenByte(c byte) bool {
 	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
