@@ -9,10 +9,11 @@ import (
 // input_tokens excludes cached tokens, so the call reports input +
 // cache_read + cache_creation; output_tokens in message_delta is cumulative.
 type anthropicCall struct {
-	ev anthropicEvent // reused for every event
-
 	input, cacheRead, cacheCreation optInt
 }
+
+// anthropicEvents holds the structs events and bodies are read into.
+var anthropicEvents scratch[anthropicEvent]
 
 type anthropicRequest struct {
 	Model         string            `json:"model"`
@@ -122,8 +123,8 @@ func (f *anthropicCall) event(st *callState, name string, data []byte, t time.Ti
 	if len(data) == 0 {
 		return true
 	}
-	e := &f.ev
-	*e = anthropicEvent{}
+	e := anthropicEvents.get()
+	defer anthropicEvents.put(e)
 	if !st.json.decode(data, e) {
 		return false
 	}
@@ -209,8 +210,9 @@ func (f *anthropicCall) body(st *callState, body []byte, t time.Time) bool {
 			return f.event(st, name, data, t, false)
 		})
 	}
-	m := &f.ev.Message
-	*m = anthropicMessage{}
+	e := anthropicEvents.get()
+	defer anthropicEvents.put(e)
+	m := &e.Message
 	if !st.json.decode(b, m) {
 		return false
 	}

@@ -3,6 +3,7 @@ package genai
 import (
 	"bytes"
 	"encoding/binary"
+	"sync"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -64,6 +65,28 @@ func (r *jsonReader) decode(b []byte, v jsonObject) bool {
 func readJSON(b []byte, v jsonObject) bool {
 	var r jsonReader
 	return r.decode(b, v)
+}
+
+// scratch holds zeroed wire structs to parse one event or body into, so
+// that a call waiting for its next event holds none: the largest are
+// several hundred bytes, and a slow stream spends nearly all its life
+// between events.
+type scratch[T any] struct{ pool sync.Pool }
+
+// get returns a zeroed *T.
+func (s *scratch[T]) get() *T {
+	if v, ok := s.pool.Get().(*T); ok {
+		return v
+	}
+	return new(T)
+}
+
+// put zeroes v, whose spans point into the text it was read from, and
+// keeps it for the next get.
+func (s *scratch[T]) put(v *T) {
+	var zero T
+	*v = zero
+	s.pool.Put(v)
 }
 
 // readPtr reads a value into a pointer field as encoding/json does: null

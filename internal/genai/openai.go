@@ -3,6 +3,7 @@ package genai
 import (
 	"bytes"
 	"math"
+	"sync"
 	"time"
 )
 
@@ -19,8 +20,11 @@ const (
 // llama.cpp, Ollama's /v1, LiteLLM, Azure, ...), and llama.cpp's native
 // /completion, whose stream differs only in its fields.
 type chatCall struct {
-	kind  chatKind
-	chunk chatChunk // reused for every event
+	kind chatKind
+	// chunk is the event or body being folded, taken from chatChunks for
+	// it and given back after: a chunk is over 600 bytes, and a stream
+	// waiting for its next event needs none.
+	chunk *chatChunk
 	// usageRunning is set when usage came in more than one chunk (vLLM's
 	// continuous usage stats): its output count is then only the total if
 	// the stream ended properly.
@@ -263,26 +267,44 @@ func (f *chatCall) event(st *callState, _ string, data []byte, t time.Time, time
 		st.terminal = true
 		return true
 	}
-	if !f.parse(st, data) {
-		return false
-	}
-	if f.fold(st, true) {
+	ok := f.parse(st, data)
+	if ok && f.fold(st, true) {
 		st.contentChunk(t, timed)
 	}
-	return true
+	f.release()
+	return ok
 }
 
-// parse decodes data into the reused chunk.
+// chatChunks holds the chunks of no event being folded.
+var chatChunks = sync.Pool{New: func() any { return new(chatChunk) }}
+
+// parse decodes data into a chunk from chatChunks; release gives it back.
 func (f *chatCall) parse(st *callState, data []byte) bool {
-	ch := &f.chunk
-	*ch = chatChunk{Choices: reuse(ch.Choices)}
-	return st.json.decode(data, ch)
+	f.chunk = chatChunks.Get().(*chatChunk)
+	return st.json.decode(data, f.chunk)
 }
+
+// release clears the chunk, which points into the event's data, and gives
+// it back with room for a few choices.
+func (f *chatCall) release() {
+	ch := f.chunk
+	f.chunk = nil
+	choices := ch.Choices
+	if cap(choices) > maxKeptChoices {
+		choices = nil
+	}
+	*ch = chatChunk{Choices: reuse(choices)}
+	chatChunks.Put(ch)
+}
+
+// maxKeptChoices bounds the choices a pooled chunk keeps room for; more
+// are rare (n > 1) and not worth holding between calls.
+const maxKeptChoices = 8
 
 // fold merges the parsed chunk into the call and reports whether it carried
 // generated content.
 func (f *chatCall) fold(st *callState, streamed bool) (content bool) {
-	ch := &f.chunk
+	ch := f.chunk
 	c := st.c
 	if f.error(st) {
 		st.terminal = true
@@ -407,7 +429,7 @@ func (f *chatCall) foldMessage(st *callState, out *outChoice, m *chatMessage, st
 
 // error records an error carried by the chunk or body; true if there was one.
 func (f *chatCall) error(st *callState) bool {
-	ch := &f.chunk
+	ch := f.chunk
 	if ch.Error.nonEmpty() {
 		typ, msg := openAIError(ch.Error)
 		st.fail(typ, msg)
@@ -429,12 +451,13 @@ func (f *chatCall) body(st *callState, body []byte, t time.Time) bool {
 			return f.event(st, name, data, t, false)
 		})
 	}
-	if !f.parse(st, b) {
-		return false
+	ok := f.parse(st, b)
+	if ok {
+		f.fold(st, false)
+		st.terminal = true
 	}
-	f.fold(st, false)
-	st.terminal = true
-	return true
+	f.release()
+	return ok
 }
 
 func (f *chatCall) finish(st *callState) {

@@ -9,9 +9,10 @@ import (
 // responsesCall parses the OpenAI Responses API (/v1/responses). Its stream
 // is typed events; usage, status and errors come with the final
 // response.completed / response.incomplete / response.failed event.
-type responsesCall struct {
-	ev responsesEvent // reused for every event
-}
+type responsesCall struct{}
+
+// responsesEvents holds the structs events and bodies are read into.
+var responsesEvents scratch[responsesEvent]
 
 type responsesRequest struct {
 	Model              string        `json:"model"`
@@ -145,8 +146,8 @@ func (f *responsesCall) event(st *callState, name string, data []byte, t time.Ti
 	if len(data) == 0 || bytes.Equal(data, doneMarker) {
 		return true
 	}
-	e := &f.ev
-	*e = responsesEvent{}
+	e := responsesEvents.get()
+	defer responsesEvents.put(e)
 	if !st.json.decode(data, e) {
 		return false
 	}
@@ -273,8 +274,9 @@ func (f *responsesCall) body(st *callState, body []byte, t time.Time) bool {
 			return f.event(st, name, data, t, false)
 		})
 	}
-	r := &f.ev.Response
-	*r = responsesObject{}
+	e := responsesEvents.get()
+	defer responsesEvents.put(e)
+	r := &e.Response
 	if !st.json.decode(b, r) {
 		return false
 	}
