@@ -71,6 +71,8 @@ type Conn struct {
 	closed  bool
 	stats   Stats
 	h2      h2switch
+	// handOver: the sink is a RequestTaker.
+	handOver bool
 }
 
 // exchange is an Exchange with the bookkeeping that keeps Sink calls
@@ -101,6 +103,7 @@ func NewConn(lim Limits, sink Sink) *Conn {
 		lim.MaxWindowBytes = DefaultMaxWindowBytes
 	}
 	c := &Conn{lim: lim, sink: sink}
+	_, c.handOver = sink.(RequestTaker)
 	for i := range c.halves {
 		h := &c.halves[i]
 		h.c = c
@@ -111,6 +114,20 @@ func NewConn(lim Limits, sink Sink) *Conn {
 		h.fresh = true
 	}
 	return c
+}
+
+// request calls Sink.Request, then lets go of what a RequestTaker took.
+// The header of a request asking for an upgrade stays: the 101 that
+// switches to h2c is matched against it.
+func (c *Conn) request(x *Exchange) {
+	c.sink.Request(x)
+	if c.handOver {
+		r := &x.Request
+		if r.Header["Upgrade"] == nil {
+			r.Header = nil
+		}
+		r.Body, r.Trailer = nil, nil
+	}
 }
 
 // Stats returns the connection's loss counters.
@@ -275,7 +292,7 @@ func (c *Conn) sendRequest(x *exchange) {
 		qh.fillRequest(x)
 		qh.detached = true
 	}
-	c.sink.Request(&x.Exchange)
+	c.request(&x.Exchange)
 }
 
 // finish ends an exchange: Sink.Done once, after Sink.Request.

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -455,3 +456,53 @@ type keepSink struct{ xs []*Exchange }
 func (k *keepSink) Request(x *Exchange)              { k.xs = append(k.xs, x) }
 func (k *keepSink) Event(x *Exchange, _ StreamEvent) {}
 func (k *keepSink) Done(x *Exchange)                 {}
+
+// TestHandOverRequests checks that a Conn whose sink is a RequestTaker
+// shows it the same exchanges, HTTP/1.x and HTTP/2 fixtures alike, and clears
+// a request's header and body from the Exchange once Sink.Request returns.
+func TestHandOverRequests(t *testing.T) {
+	for _, path := range fixturePaths(t) {
+		f := loadFixture(t, path)
+		t.Run(f.name, func(t *testing.T) {
+			kept, _, _ := runFixture(t, f, runOpts{split: wholeFeeds})
+			handed, _, _ := runFixture(t, f, runOpts{split: wholeFeeds, handOver: true})
+			if !reflect.DeepEqual(kept, handed) {
+				t.Errorf("handing requests over changed what the sink saw:\n%+v\nwant\n%+v", handed, kept)
+			}
+		})
+	}
+	cases := []struct {
+		name     string
+		handOver bool
+	}{
+		{"kept until done", false},
+		{"handed over", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &keepSink{}
+			var sink Sink = rec
+			if tc.handOver {
+				sink = takingSink{rec}
+			}
+			c := NewConn(Limits{}, sink)
+			c.Feed(Egress, base, []byte("POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"))
+			c.Feed(Ingress, base, []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"))
+			if len(rec.xs) != 1 {
+				t.Fatalf("%d requests, want 1", len(rec.xs))
+			}
+			r := &rec.xs[0].Request
+			if r.Method != "POST" || r.Target != "/v1/chat" || r.WireBytes == 0 {
+				t.Errorf("request line or size lost: %+v", r)
+			}
+			if held := r.Header != nil || r.Body != nil; held == tc.handOver {
+				t.Errorf("header %v and body %q held while the response streams, want held %v", r.Header, r.Body, !tc.handOver)
+			}
+		})
+	}
+}
+
+// takingSink makes any sink a RequestTaker.
+type takingSink struct{ Sink }
+
+func (takingSink) TakesRequests() {}

@@ -212,3 +212,15 @@ type Sink interface {
 	// response is complete or can no longer complete (x.Err says why).
 	Done(x *Exchange)
 }
+
+// RequestTaker is a Sink that takes what it needs of each request during
+// Sink.Request. A Conn whose sink is one clears the request's Header, Body
+// and Trailer from the Exchange when that call returns, instead of holding
+// them until Sink.Done, so that a response streaming for minutes does not
+// keep them alive. Their contents are never changed, so the sink may keep
+// them; Method, Target and the other fields stay.
+type RequestTaker interface {
+	Sink
+	// TakesRequests marks the sink; it is never called.
+	TakesRequests()
+}

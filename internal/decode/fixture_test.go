@@ -427,15 +427,20 @@ func singleBytes(_ int, data []byte) []int {
 }
 
 type runOpts struct {
-	swap  bool // feed egress as ingress and back: the server's view of the same conversation
-	split splitter
+	swap     bool // feed egress as ingress and back: the server's view of the same conversation
+	split    splitter
+	handOver bool // the sink is a RequestTaker
 }
 
 func runFixture(t testing.TB, f *fixture, o runOpts) (result, timeline, *recorder) {
 	t.Helper()
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	rec := newRecorder(t, base)
-	c := NewConn(f.lim, rec)
+	var sink Sink = rec
+	if o.handOver {
+		sink = takingSink{rec}
+	}
+	c := NewConn(f.lim, sink)
 	var tl timeline
 	var off int64
 	at := func(tk int64) time.Time { return base.Add(time.Duration(tk)) }

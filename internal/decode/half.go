@@ -836,7 +836,7 @@ func (h *half) endMessage(err error) {
 		if !x.reqSent {
 			h.fillRequest(x)
 			x.reqSent = true
-			h.c.sink.Request(&x.Exchange)
+			h.c.request(&x.Exchange)
 		}
 		return
 	}

@@ -525,7 +525,7 @@ func (h *h2conn) sendRequest(s *h2stream) {
 	r.Body, r.BodyTruncated, r.Trailer, r.WireBytes, r.End = b.body, b.trunc, b.trailer, b.wire, b.last
 	b.body = nil
 	x.reqSent = true
-	h.c.sink.Request(&x.Exchange)
+	h.c.request(&x.Exchange)
 }
 
 func (h *h2conn) responseEnded(s *h2stream) {
