@@ -88,7 +88,12 @@ type Assembler struct {
 	streams []*mcpStream // MCP GET streams that may carry answers
 }
 
-var _ decode.Sink = (*Assembler)(nil)
+var _ decode.RequestTaker = (*Assembler)(nil)
+
+// TakesRequests marks the assembler as a decode.RequestTaker: it reads a
+// request's header and body only in Request, so the decoder need not hold
+// them while the response streams.
+func (a *Assembler) TakesRequests() {}
 
 // NewAssembler returns a decode.Sink for one connection; ep describes the
 // connection (ClientSide is overwritten from each exchange). opts may be nil.
