@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -211,6 +212,8 @@ type Probe struct {
 	lastCommRaw [16]int8 // only touched by Run's goroutine
 	lastComm    string
 
+	waiter atomic.Pointer[ringWaiter] // Run's, while it runs
+
 	mu     sync.Mutex
 	closed bool
 }
@@ -385,15 +388,72 @@ func (p *Probe) attach() error {
 // for each from this goroutine. The Event and its Data are reused after
 // handle returns. Run may be called again after it returns.
 func (p *Probe) Run(ctx context.Context, handle func(*Event)) error {
+	w, err := newRingWaiter(p.objs.Events)
+	if err != nil {
+		return p.runBlocking(ctx, handle)
+	}
+	defer w.close()
+	stop := context.AfterFunc(ctx, w.wake)
+	defer stop()
+	// Close wakes the wait, as it ends the reader's own.
+	p.waiter.Store(w)
+	defer p.waiter.CompareAndSwap(w, nil)
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil
+	}
 	var (
 		rec  ringbuf.Record
 		ev   Event
 		done = ctx.Done()
 	)
-	// The deadline bounds both how long records written without a wake-up
-	// wait and how long a cancelled ctx goes unnoticed. It is renewed only
-	// when it expires: reading the clock per record would cost more than
-	// parsing it.
+	// The reader never blocks: with its deadline in the past it returns the
+	// records there are and then os.ErrDeadlineExceeded, and the wait is
+	// the poller's. The wait's deadline bounds how long records written
+	// without a wake-up wait; it is renewed only when it expires: reading
+	// the clock per wait would cost more than it saves.
+	p.reader.SetDeadline(time.Unix(1, 0))
+	deadline := time.Now().Add(p.drain)
+	ready := func() bool { return p.reader.AvailableBytes() > 0 }
+	for {
+		select {
+		case <-done:
+			return nil
+		default:
+		}
+		err := p.reader.ReadInto(&rec)
+		switch {
+		case err == nil:
+			if p.parse(rec.RawSample, &ev) {
+				handle(&ev)
+			}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			err := w.wait(deadline, ready)
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				p.clock.maybeRecalibrate()
+				deadline = time.Now().Add(p.drain)
+			case err != nil:
+				return fmt.Errorf("wait for ring buffer: %w", err)
+			}
+		case errors.Is(err, ringbuf.ErrClosed):
+			return nil
+		default:
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+	}
+}
+
+// runBlocking is Run where the ring cannot be polled through the runtime:
+// it waits in the ring reader's own epoll_wait.
+func (p *Probe) runBlocking(ctx context.Context, handle func(*Event)) error {
+	var (
+		rec  ringbuf.Record
+		ev   Event
+		done = ctx.Done()
+	)
 	p.reader.SetDeadline(time.Now().Add(p.drain))
 	for {
 		select {
@@ -556,6 +616,9 @@ func (p *Probe) Close() error {
 		return nil
 	}
 	p.closed = true
+	if w := p.waiter.Load(); w != nil {
+		w.wake()
+	}
 	var errs []error
 	if p.reader != nil {
 		errs = append(errs, p.reader.Close())
