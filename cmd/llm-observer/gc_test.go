@@ -9,15 +9,15 @@ func TestGCPercentFor(t *testing.T) {
 		want int
 	}{
 		{0, gcMaxPercent},
-		{1 * mb, gcMaxPercent},             // 1,600 % would do; capped
-		{4 * mb, 400},                      // exactly the headroom at the cap
-		{5 * mb, 325},                      // 320 %, rounded up to a step
-		{8 * mb, 200},                      // 200 % of 8 MB is the headroom
-		{12 * mb, 150},                     // 133 %, rounded up
-		{16 * mb, gcMinPercent},            // the default already gives it
-		{200 * mb, gcMinPercent},           // never below the default
-		{16*mb + 1, gcMinPercent},          // just past: the default
-		{16*mb - 1<<10, gcMinPercent + 25}, // just short: one step up
+		{1 * mb, gcMaxPercent},            // 800 % would do; capped
+		{2 * mb, 300},                     // 400 %, capped
+		{3 * mb, 275},                     // 267 %, rounded up to a step
+		{4 * mb, 200},                     // 200 % of 4 MB is the headroom
+		{6 * mb, 150},                     // 133 %, rounded up
+		{8 * mb, gcMinPercent},            // the default already gives it
+		{200 * mb, gcMinPercent},          // never below the default
+		{8*mb + 1, gcMinPercent},          // just past: the default
+		{8*mb - 1<<10, gcMinPercent + 25}, // just short: one step up
 	}
 	for _, tt := range tests {
 		if got := gcPercentFor(tt.live); got != tt.want {
