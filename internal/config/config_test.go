@@ -105,7 +105,7 @@ func TestLoad(t *testing.T) {
 			"OTEL_METRICS_EXPORTER":                             "none",
 			"LLM_OBSERVER_PATHS":                                "/api/chat, /v1/messages",
 			"LLM_OBSERVER_PORTS":                                "11434,8000",
-			"LLM_OBSERVER_RING_BYTES":                           "4194304",
+			"LLM_OBSERVER_RING_BYTES":                           "16777216",
 			"LLM_OBSERVER_MAX_BODY_BYTES":                       "2048",
 			"LLM_OBSERVER_HEALTH_ADDR":                          "",
 			"LLM_OBSERVER_FEED":                                 "127.0.0.1:7464",
@@ -127,7 +127,7 @@ func TestLoad(t *testing.T) {
 			e.CaptureContent, e.ContentDestination, e.ContentMaxBytes = export.CaptureOutput, export.DestinationBoth, 4096
 			e.Redact = []string{`ticket-\d+`}
 			e.PairWait, e.ProcessIdleTimeout, e.MaxProcesses = 500*time.Millisecond, 10*time.Minute, 64
-			c.Capture = capture.Config{Paths: []string{"/api/chat", "/v1/messages"}, Ports: []uint16{11434, 8000}, RingBytes: 4 << 20}
+			c.Capture = capture.Config{Paths: []string{"/api/chat", "/v1/messages"}, Ports: []uint16{11434, 8000}, RingBytes: 16 << 20}
 			c.Limits.MaxBodyBytes = 2048
 			c.HealthAddr = "" // set empty: off
 			c.Feed = "127.0.0.1:7464"
