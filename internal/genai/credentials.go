@@ -107,7 +107,7 @@ func (c *Credentials) addAuthorization(v string) {
 	}
 	token = strings.TrimSpace(token)
 	c.add(token)
-	if strings.HasPrefix(strings.ToUpper(scheme), "AWS4-") {
+	if hasPrefixUpper(scheme, "AWS4-") {
 		for _, param := range strings.Split(token, ",") {
 			k, val, _ := strings.Cut(strings.TrimSpace(param), "=")
 			switch strings.ToLower(k) {
@@ -140,6 +140,11 @@ func (c *Credentials) add(v string) {
 	if len(v) < minSecretBytes {
 		return
 	}
+	if !needsJSONEscape(v) {
+		// Both escaped forms are v itself: skip encoding it twice.
+		c.addForm(v)
+		return
+	}
 	forms := []string{v}
 	if b, err := json.Marshal(v); err == nil {
 		forms = append(forms, string(b[1:len(b)-1]))
@@ -152,11 +157,36 @@ func (c *Credentials) add(v string) {
 		forms = append(forms, s[1:len(s)-1])
 	}
 	for _, f := range forms {
-		s := secret{value: f, whole: len(f) < anywhereSecretBytes}
-		if !slices.Contains(c.secrets, s) {
-			c.secrets = append(c.secrets, s)
+		c.addForm(f)
+	}
+}
+
+// addForm records one form of a secret, once.
+func (c *Credentials) addForm(f string) {
+	s := secret{value: f, whole: len(f) < anywhereSecretBytes}
+	if c.secrets == nil {
+		// A token header gives two forms (the value and its token), a
+		// Basic or SigV4 one a few more: room for those in one allocation.
+		c.secrets = make([]secret, 0, 4)
+	}
+	if !slices.Contains(c.secrets, s) {
+		c.secrets = append(c.secrets, s)
+	}
+}
+
+// needsJSONEscape reports whether encoding/json would write v other than
+// as is inside its quotes, with or without HTML escaping: any byte outside
+// printable ASCII (control bytes, and every byte of a multi-byte rune,
+// which covers U+2028, U+2029 and invalid UTF-8), a quote, a backslash, or
+// one of the HTML-escaped <, > and &.
+func needsJSONEscape(v string) bool {
+	for i := 0; i < len(v); i++ {
+		switch b := v[i]; {
+		case b < 0x20 || b > 0x7e, b == '"', b == '\\', b == '<', b == '>', b == '&':
+			return true
 		}
 	}
+	return false
 }
 
 // Empty reports whether the request carried no credential worth scrubbing.
@@ -319,3 +349,25 @@ func planFor(t reflect.Type) scrubPlan {
 }
 
 var credentialsType = reflect.TypeFor[Credentials]()
+
+// hasPrefixUpper reports whether strings.HasPrefix(strings.ToUpper(s), p)
+// for an upper-case ASCII p, without building the upper-cased string
+// unless s is not ASCII (a few other runes upper-case to ASCII letters).
+func hasPrefixUpper(s, p string) bool {
+	if !isASCII(s) {
+		return strings.HasPrefix(strings.ToUpper(s), p)
+	}
+	if len(s) < len(p) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		b := s[i]
+		if 'a' <= b && b <= 'z' {
+			b -= 'a' - 'A'
+		}
+		if b != p[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/llm-observer/llm-observer/internal/decode"
 )
@@ -147,16 +148,17 @@ func (st *callState) readResponseHeaders(r *decode.Response) {
 		if len(v) == 0 {
 			continue
 		}
-		lk := strings.ToLower(k)
+		// The name is matched without lowering it first: most headers of
+		// a response are none of these, and lowering each would allocate.
 		switch {
-		case lk == "retry-after" || lk == "retry-after-ms" || hasAnyPrefix(lk, rateLimitPrefixes):
+		case equalFoldASCII(k, "retry-after") || equalFoldASCII(k, "retry-after-ms") || hasAnyPrefixFold(k, rateLimitPrefixes):
 			if c.RateLimit == nil {
 				c.RateLimit = make(map[string]string)
 			}
-			c.RateLimit[lk] = v[0]
-		case strings.HasPrefix(lk, "x-litellm-"):
+			c.RateLimit[strings.ToLower(k)] = v[0]
+		case hasPrefixFoldASCII(k, "x-litellm-"):
 			st.setProvider(ProviderLiteLLM, rankEvidence)
-		case lk == "server":
+		case equalFoldASCII(k, "server"):
 			if s := strings.ToLower(v[0]); strings.Contains(s, "llama.cpp") || strings.Contains(s, "llama-server") {
 				st.setProvider(ProviderLlamaCpp, rankEvidence)
 			}
@@ -185,6 +187,59 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 		}
 	}
 	return false
+}
+
+// hasAnyPrefixFold reports whether s starts with one of the lower-case
+// ASCII prefixes, ignoring the case of s.
+func hasAnyPrefixFold(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if hasPrefixFoldASCII(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasPrefixFoldASCII reports whether strings.HasPrefix(strings.ToLower(s), p)
+// for a lower-case ASCII p, without building the lowered string. A name
+// that is not ASCII, which no well-formed header name is, takes the exact
+// path, since a few other runes lower to ASCII letters (the Kelvin sign to
+// 'k').
+func hasPrefixFoldASCII(s, p string) bool {
+	if len(s) < len(p) {
+		return !isASCII(s) && strings.HasPrefix(strings.ToLower(s), p)
+	}
+	for i := 0; i < len(p); i++ {
+		b := s[i]
+		if b >= utf8.RuneSelf {
+			return strings.HasPrefix(strings.ToLower(s), p)
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if b != p[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// equalFoldASCII reports whether strings.ToLower(s) == p for a lower-case
+// ASCII p, without building the lowered string.
+func equalFoldASCII(s, p string) bool {
+	if !isASCII(s) {
+		return strings.ToLower(s) == p
+	}
+	return len(s) == len(p) && hasPrefixFoldASCII(s, p)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // Model servers that run each model in a worker process of their own call

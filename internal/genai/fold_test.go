@@ -1,0 +1,50 @@
+package genai
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestFoldHelpers checks the allocation-free case folds against the
+// strings.ToLower and strings.ToUpper forms they replace.
+func TestFoldHelpers(t *testing.T) {
+	names := []string{"", "x", "Server", "SERVER", "server", "servers", "Retry-After", "retry-after-ms",
+		"X-Ratelimit-Limit-Tokens", "x-ratelimit-", "x-ratelimit", "anthropic-ratelimit-requests-limit",
+		"X-Litellm-Version", "x-litellm", "\u212aey", "x-ratelimit-\u212a", "\u0130d", "Aws4-hmac-sha256",
+		"aws4", "AWS4-HMAC-SHA256", "\u017fome", "aw\u017f4-x", "é", "Séver"}
+	lowers := []string{"server", "retry-after", "retry-after-ms", "x-ratelimit-", "x-litellm-", "key", "id", "é"}
+	uppers := []string{"AWS4-", "AWS", "S"}
+	for _, s := range names {
+		for _, p := range lowers {
+			if got, want := hasPrefixFoldASCII(s, p), strings.HasPrefix(strings.ToLower(s), p); got != want {
+				t.Errorf("hasPrefixFoldASCII(%q, %q) = %v, want %v", s, p, got, want)
+			}
+			if got, want := equalFoldASCII(s, p), strings.ToLower(s) == p; got != want {
+				t.Errorf("equalFoldASCII(%q, %q) = %v, want %v", s, p, got, want)
+			}
+		}
+		for _, p := range uppers {
+			if got, want := hasPrefixUpper(s, p), strings.HasPrefix(strings.ToUpper(s), p); got != want {
+				t.Errorf("hasPrefixUpper(%q, %q) = %v, want %v", s, p, got, want)
+			}
+		}
+	}
+}
+
+// TestNeedsJSONEscape checks that a value said to need no escaping is
+// written as is by encoding/json, with and without HTML escaping.
+func TestNeedsJSONEscape(t *testing.T) {
+	for _, v := range []string{"sk-proj-0123456789", "a b~c", `a"b`, `a\b`, "a<b", "a>b", "a&b", "a\tb", "a\x7fb",
+		"a\u2028b", "é", "a\xffb", "Bearer tok/+=="} {
+		b, _ := json.Marshal(v)
+		var sb strings.Builder
+		enc := json.NewEncoder(&sb)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(v)
+		same := string(b) == `"`+v+`"` && sb.String() == `"`+v+`"`+"\n"
+		if !needsJSONEscape(v) && !same {
+			t.Errorf("needsJSONEscape(%q) = false, but encoding/json writes %s and %s", v, b, sb.String())
+		}
+	}
+}
