@@ -367,6 +367,11 @@ func (st *callState) contentChunk(t time.Time, timed bool) {
 		return
 	}
 	if len(st.c.ContentChunks) < st.opts.MaxContentChunks {
+		if st.c.ContentChunks == nil {
+			// A stream has tens of chunks or more: start past the
+			// first few doublings of append.
+			st.c.ContentChunks = make([]time.Time, 0, min(st.opts.MaxContentChunks, 16))
+		}
 		st.c.ContentChunks = append(st.c.ContentChunks, t)
 	} else {
 		st.c.ContentChunksDropped++
@@ -427,7 +432,7 @@ func (st *callState) finish(x *decode.Exchange) {
 		c.End = c.Start
 	}
 
-	var reset *decode.ResetError
+	reset := resetError(x.Err)
 	switch {
 	case st.failed:
 		if c.ErrorType == "" {
@@ -439,7 +444,7 @@ func (st *callState) finish(x *decode.Exchange) {
 		}
 	case x.HasResponse && c.Status >= 400:
 		c.ErrorType = strconv.Itoa(c.Status)
-	case errors.As(x.Err, &reset) && !st.terminal:
+	case reset != nil && !st.terminal:
 		// RST_STREAM or GOAWAY: the peer said the call was cut.
 		c.ErrorType = reset.CodeName()
 		c.ErrorMessage = reset.Error()
@@ -450,4 +455,18 @@ func (st *callState) finish(x *decode.Exchange) {
 		// only marked truncated; error.type stays for what the server said.
 		c.Truncated = true
 	}
+}
+
+// resetError returns the *decode.ResetError in err's chain, or nil. Apart
+// from the switch that uses it, so that the target errors.As needs is made
+// only when there is an error to look into.
+func resetError(err error) *decode.ResetError {
+	if err == nil {
+		return nil
+	}
+	var reset *decode.ResetError
+	if errors.As(err, &reset) {
+		return reset
+	}
+	return nil
 }

@@ -88,7 +88,11 @@ func hostPort(h http.Header, ep Endpoint) (string, int) {
 		return ep.ServerAddress, ep.ServerPort
 	}
 	host, port := hv, ep.ServerPort
-	if hh, pp, err := net.SplitHostPort(hv); err == nil {
+	// A Host without a colon has no port; net.SplitHostPort would say so
+	// with an error allocated for every call.
+	if strings.IndexByte(hv, ':') < 0 {
+		host = strings.TrimSuffix(strings.TrimPrefix(hv, "["), "]")
+	} else if hh, pp, err := net.SplitHostPort(hv); err == nil {
 		host = hh
 		if n, err := strconv.Atoi(pp); err == nil && n > 0 && n < 65536 {
 			port = n
@@ -155,7 +159,7 @@ func (st *callState) readResponseHeaders(r *decode.Response) {
 			if c.RateLimit == nil {
 				c.RateLimit = make(map[string]string)
 			}
-			c.RateLimit[strings.ToLower(k)] = v[0]
+			c.RateLimit[rateLimitName(k)] = v[0]
 		case hasPrefixFoldASCII(k, "x-litellm-"):
 			st.setProvider(ProviderLiteLLM, rankEvidence)
 		case equalFoldASCII(k, "server"):
@@ -187,6 +191,30 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 		}
 	}
 	return false
+}
+
+// knownRateLimitNames are the rate-limit headers the large APIs send on
+// every response, in lower case, so that their names in Call.RateLimit are
+// shared rather than lowered afresh for each call.
+var knownRateLimitNames = []string{
+	"x-ratelimit-limit-requests", "x-ratelimit-limit-tokens",
+	"x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens",
+	"x-ratelimit-reset-requests", "x-ratelimit-reset-tokens",
+	"anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset",
+	"anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset",
+	"anthropic-ratelimit-input-tokens-limit", "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset",
+	"anthropic-ratelimit-output-tokens-limit", "anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset",
+	"retry-after", "retry-after-ms",
+}
+
+// rateLimitName returns the header name k in lower case.
+func rateLimitName(k string) string {
+	for _, n := range knownRateLimitNames {
+		if equalFoldASCII(k, n) {
+			return n
+		}
+	}
+	return strings.ToLower(k)
 }
 
 // hasAnyPrefixFold reports whether s starts with one of the lower-case
