@@ -154,15 +154,22 @@ func (st *callState) readResponseHeaders(r *decode.Response) {
 		}
 		// The name is matched without lowering it first: most headers of
 		// a response are none of these, and lowering each would allocate.
+		// ASCII case folding is exactly strings.ToLower for ASCII names;
+		// the rare other name is lowered first, as a few runes lower to
+		// ASCII letters (the Kelvin sign to 'k').
+		name := k
+		if !isASCII(k) {
+			name = strings.ToLower(k)
+		}
 		switch {
-		case equalFoldASCII(k, "retry-after") || equalFoldASCII(k, "retry-after-ms") || hasAnyPrefixFold(k, rateLimitPrefixes):
+		case equalFoldASCII(name, "retry-after") || equalFoldASCII(name, "retry-after-ms") || hasAnyPrefixFold(name, rateLimitPrefixes):
 			if c.RateLimit == nil {
 				c.RateLimit = make(map[string]string)
 			}
-			c.RateLimit[rateLimitName(k)] = v[0]
-		case hasPrefixFoldASCII(k, "x-litellm-"):
+			c.RateLimit[rateLimitName(name)] = v[0]
+		case hasPrefixFoldASCII(name, "x-litellm-"):
 			st.setProvider(ProviderLiteLLM, rankEvidence)
-		case equalFoldASCII(k, "server"):
+		case equalFoldASCII(name, "server"):
 			if s := strings.ToLower(v[0]); strings.Contains(s, "llama.cpp") || strings.Contains(s, "llama-server") {
 				st.setProvider(ProviderLlamaCpp, rankEvidence)
 			}
@@ -207,7 +214,8 @@ var knownRateLimitNames = []string{
 	"retry-after", "retry-after-ms",
 }
 
-// rateLimitName returns the header name k in lower case.
+// rateLimitName returns the header name k in lower case; k is ASCII or
+// already lowered.
 func rateLimitName(k string) string {
 	for _, n := range knownRateLimitNames {
 		if equalFoldASCII(k, n) {
@@ -228,20 +236,14 @@ func hasAnyPrefixFold(s string, prefixes []string) bool {
 	return false
 }
 
-// hasPrefixFoldASCII reports whether strings.HasPrefix(strings.ToLower(s), p)
-// for a lower-case ASCII p, without building the lowered string. A name
-// that is not ASCII, which no well-formed header name is, takes the exact
-// path, since a few other runes lower to ASCII letters (the Kelvin sign to
-// 'k').
+// hasPrefixFoldASCII reports whether s starts with the lower-case ASCII
+// prefix p, folding only ASCII letters of s to lower case.
 func hasPrefixFoldASCII(s, p string) bool {
 	if len(s) < len(p) {
-		return !isASCII(s) && strings.HasPrefix(strings.ToLower(s), p)
+		return false
 	}
 	for i := 0; i < len(p); i++ {
 		b := s[i]
-		if b >= utf8.RuneSelf {
-			return strings.HasPrefix(strings.ToLower(s), p)
-		}
 		if 'A' <= b && b <= 'Z' {
 			b += 'a' - 'A'
 		}
@@ -252,12 +254,9 @@ func hasPrefixFoldASCII(s, p string) bool {
 	return true
 }
 
-// equalFoldASCII reports whether strings.ToLower(s) == p for a lower-case
-// ASCII p, without building the lowered string.
+// equalFoldASCII reports whether s is the lower-case ASCII p, folding only
+// ASCII letters of s to lower case.
 func equalFoldASCII(s, p string) bool {
-	if !isASCII(s) {
-		return strings.ToLower(s) == p
-	}
 	return len(s) == len(p) && hasPrefixFoldASCII(s, p)
 }
 
