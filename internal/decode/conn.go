@@ -67,10 +67,13 @@ type Conn struct {
 	reqDir  Direction
 	roles   bool        // reqDir is known
 	pending []*exchange // requests waiting for their responses, oldest first
-	seq     uint64
-	closed  bool
-	stats   Stats
-	h2      h2switch
+	// pending0 backs pending while at most one request waits, as without
+	// pipelining, so that a connection needs no array of its own for it.
+	pending0 [1]*exchange
+	seq      uint64
+	closed   bool
+	stats    Stats
+	h2       h2switch
 	// handOver: the sink is a RequestTaker.
 	handOver bool
 }
@@ -103,6 +106,7 @@ func NewConn(lim Limits, sink Sink) *Conn {
 		lim.MaxWindowBytes = DefaultMaxWindowBytes
 	}
 	c := &Conn{lim: lim, sink: sink}
+	c.pending = c.pending0[:0]
 	_, c.handOver = sink.(RequestTaker)
 	for i := range c.halves {
 		h := &c.halves[i]
