@@ -169,6 +169,13 @@ func parseHead(head []byte, request bool) (parsedHead, error) {
 // b and s hold the same bytes; names and values are cut from s.
 func parseFields(b []byte, s string) (http.Header, error) {
 	lines := bytes.Count(b, []byte{'\n'})
+	if len(b) > 0 && b[len(b)-1] == '\n' {
+		// The blank line ending a head is no field: a hint one too large
+		// makes a map of eight fields a map of four allocations, not two.
+		if t := trimEOL(b); len(t) == 0 || t[len(t)-1] == '\n' {
+			lines--
+		}
+	}
 	h := make(http.Header, lines)
 	vals := make([]string, 0, lines)
 	var lastKey string

@@ -1,6 +1,8 @@
 package decode
 
 import (
+	"fmt"
+	"net/http"
 	"net/textproto"
 	"strings"
 	"testing"
@@ -36,5 +38,33 @@ func TestCanonicalKeyShared(t *testing.T) {
 	name := string([]byte("x-ratelimit-remaining-tokens"))
 	if n := testing.AllocsPerRun(100, func() { _ = canonicalKey(name) }); n != 0 {
 		t.Errorf("%v allocations per known lower-case name, want 0", n)
+	}
+}
+
+// TestParseFieldsAllocs checks that a head of eight fields, ended by its
+// blank line or not (a trailer cut short, a head salvaged), is parsed in
+// three allocations: a map small enough for one group, its header and the
+// values' array.
+func TestParseFieldsAllocs(t *testing.T) {
+	var fields strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&fields, "X-Field-%d: v\r\n", i)
+	}
+	for _, tc := range []struct{ name, b string }{
+		{"crlf", fields.String() + "\r\n"},
+		{"lf", strings.ReplaceAll(fields.String(), "\r\n", "\n") + "\n"},
+		{"unended", fields.String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := []byte(tc.b)
+			var h http.Header
+			n := testing.AllocsPerRun(100, func() { h, _ = parseFields(b, tc.b) })
+			if len(h) != 8 {
+				t.Fatalf("%d fields parsed, want 8", len(h))
+			}
+			if n > 3 {
+				t.Errorf("%v allocations, want at most 3", n)
+			}
+		})
 	}
 }
