@@ -184,9 +184,15 @@ type chatChunk struct {
 	TokensCached    optInt `json:"tokens_cached"`
 }
 
+// chatRequests holds the structs request bodies are read into: one escapes
+// to the heap through the jsonObject it is read as, and is needed only
+// while the body is read.
+var chatRequests scratch[chatRequest]
+
 func (f *chatCall) request(st *callState, body []byte, path, _ string) bool {
-	var r chatRequest
-	if !st.json.decode(body, &r) {
+	r := chatRequests.get()
+	defer chatRequests.put(r)
+	if !st.json.decode(body, r) {
 		return false
 	}
 	c := st.c
