@@ -57,3 +57,33 @@ func TestNeedsJSONEscape(t *testing.T) {
 		}
 	}
 }
+
+// TestKnownValues checks that maxKnownValue bounds the table, that a known
+// value read from JSON costs no allocation, and that any other is copied.
+func TestKnownValues(t *testing.T) {
+	for v := range knownValues {
+		if len(v) > maxKnownValue {
+			t.Errorf("known value %q is longer than maxKnownValue %d", v, maxKnownValue)
+		}
+	}
+	for _, tc := range []struct {
+		json, want string
+		allocs     float64
+	}{
+		{`"stop"`, "stop", 0},
+		{`"content_filter"`, "content_filter", 0},
+		{`"assistant"`, "assistant", 0},
+		{`"gpt-4o-mini"`, "gpt-4o-mini", 1},
+		{`"sto\u0070"`, "stop", 1},
+	} {
+		s := span(tc.json)
+		var got string
+		n := testing.AllocsPerRun(100, func() { got = s.str() })
+		if got != tc.want || n != tc.allocs {
+			t.Errorf("span(%s).str() = %q in %v allocations, want %q in %v", tc.json, got, n, tc.want, tc.allocs)
+		}
+		if got := unquote([]byte(tc.json)); got != tc.want {
+			t.Errorf("unquote(%s) = %q, want %q", tc.json, got, tc.want)
+		}
+	}
+}

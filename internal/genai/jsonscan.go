@@ -755,7 +755,7 @@ func validJSON(b []byte) bool {
 func unquote(s []byte) string {
 	inner := s[1 : len(s)-1]
 	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		return string(inner)
+		return knownOrString(inner)
 	}
 	var buf [128]byte
 	return string(appendUnquoted(buf[:0], s))

@@ -51,9 +51,43 @@ func (s span) str() string {
 	}
 	inner := s[1 : len(s)-1]
 	if bytes.IndexByte(inner, '\\') < 0 {
-		return string(inner)
+		return knownOrString(inner)
 	}
 	return unquote(s)
+}
+
+// knownValues are the short enumerated values the APIs repeat in every
+// response (finish reasons, roles, service tiers, stream event types), so
+// that reading one shares a constant instead of allocating its copy.
+var knownValues = func() map[string]string {
+	m := map[string]string{}
+	for _, v := range []string{
+		"stop", "length", "tool_calls", "function_call", "content_filter",
+		"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal",
+		"STOP", "MAX_TOKENS", "SAFETY", "RECITATION",
+		"assistant", "user", "system", "tool", "developer", "model",
+		"default", "auto", "flex", "priority", "scale", "standard",
+		"completed", "incomplete", "in_progress", "failed",
+		"message", "text", "function", "output_text",
+	} {
+		m[v] = v
+	}
+	return m
+}()
+
+// maxKnownValue is the length of the longest of knownValues; a longer text
+// is not looked up.
+const maxKnownValue = len("content_filter")
+
+// knownOrString returns b as a string, shared with knownValues when it is
+// one of them.
+func knownOrString(b []byte) string {
+	if len(b) <= maxKnownValue {
+		if v, ok := knownValues[string(b)]; ok {
+			return v
+		}
+	}
+	return string(b)
 }
 
 // appendStr appends the unquoted string value to dst; other values are skipped.
