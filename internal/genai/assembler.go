@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,8 +85,11 @@ type Assembler struct {
 	ep      Endpoint
 	h       Handler
 	pending []*callState
-	stats   Stats
-	streams []*mcpStream // MCP GET streams that may carry answers
+	// pending0 backs pending while one call is open, as on a connection
+	// without pipelining, so that the assembler needs no array for it.
+	pending0 [1]*callState
+	stats    Stats
+	streams  []*mcpStream // MCP GET streams that may carry answers
 }
 
 var _ decode.RequestTaker = (*Assembler)(nil)
@@ -99,6 +103,7 @@ func (a *Assembler) TakesRequests() {}
 // connection (ClientSide is overwritten from each exchange). opts may be nil.
 func NewAssembler(opts *Options, ep Endpoint, h Handler) *Assembler {
 	a := &Assembler{ep: ep, h: h}
+	a.pending = a.pending0[:0]
 	if opts != nil {
 		a.opts = *opts
 	}
@@ -167,7 +172,9 @@ func (a *Assembler) Done(x *decode.Exchange) {
 		return
 	}
 	st := a.pending[i]
-	a.pending = append(a.pending[:i], a.pending[i+1:]...)
+	// slices.Delete clears the vacated slot, so that the array does not
+	// keep the finished call alive until the next request.
+	a.pending = slices.Delete(a.pending, i, i+1)
 	st.head(x)
 	// A body cut or undecodable (its content coding broke) is the
 	// observer's loss even when nothing of it is left to parse, streamed
