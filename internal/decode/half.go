@@ -642,7 +642,7 @@ func chunkSize(line []byte) (int64, bool) {
 	if i := bytes.IndexByte(line, ';'); i >= 0 {
 		line = line[:i]
 	}
-	line = bytes.Trim(line, " \t")
+	line = trimOWS(line)
 	if len(line) == 0 || len(line) > 15 {
 		return 0, false
 	}

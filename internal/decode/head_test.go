@@ -68,3 +68,19 @@ func TestParseFieldsAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestTrimOWS checks the whitespace trims against strings.Trim and
+// strings.TrimRight with the cutset " \t".
+func TestTrimOWS(t *testing.T) {
+	for _, s := range []string{"", " ", "\t", " \t ", "a", " a", "a ", "\ta b\t", "  x\t\ty  ", "\r a \r", "\u00a0a\u00a0"} {
+		if got, want := trimOWS(s), strings.Trim(s, " \t"); got != want {
+			t.Errorf("trimOWS(%q) = %q, want %q", s, got, want)
+		}
+		if got, want := string(trimOWS([]byte(s))), strings.Trim(s, " \t"); got != want {
+			t.Errorf("trimOWS([]byte(%q)) = %q, want %q", s, got, want)
+		}
+		if got, want := trimRightOWS(s), strings.TrimRight(s, " \t"); got != want {
+			t.Errorf("trimRightOWS(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
