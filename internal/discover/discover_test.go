@@ -20,9 +20,14 @@ func TestLookupRealProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
-	// Wait for the exec to finish: before it, /proc shows the forked test binary.
+	// Wait for the exec to finish: before it, /proc shows the forked test
+	// binary, and the new executable's link appears before its arguments
+	// (an empty cmdline for a moment; the observer only looks up a process
+	// once it made a system call, long after).
 	for i := 0; i < 200; i++ {
-		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); filepath.Base(exe) == "sleep" {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		args, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if filepath.Base(exe) == "sleep" && len(args) > 0 {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
