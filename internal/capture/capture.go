@@ -421,7 +421,6 @@ func (p *Probe) Run(ctx context.Context, handle func(*Event)) error {
 	// the clock per wait would cost more than it saves.
 	p.reader.SetDeadline(time.Unix(1, 0))
 	deadline := time.Now().Add(p.drain)
-	ready := func() bool { return p.reader.AvailableBytes() > 0 }
 	for {
 		select {
 		case <-done:
@@ -435,7 +434,7 @@ func (p *Probe) Run(ctx context.Context, handle func(*Event)) error {
 				handle(&ev)
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			err := w.wait(deadline, ready)
+			err := w.wait(deadline)
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				p.clock.maybeRecalibrate()

@@ -57,12 +57,14 @@ func newRingWaiter(ring *ebpf.Map) (*ringWaiter, error) {
 	return &ringWaiter{f: f, rc: rc}, nil
 }
 
-// wait returns once ready reports true, or with os.ErrDeadlineExceeded at
-// deadline or when wake is called. ready is asked before each sleep, so a
-// record that arrived after the last read is never slept through; the
-// poller's registration is edge-triggered, and the ring signals each record
-// written into an empty ring.
-func (w *ringWaiter) wait(deadline time.Time, ready func() bool) error {
+// wait returns at the ring's next signal, or with os.ErrDeadlineExceeded
+// at deadline or when wake is called. A record that arrived after the
+// caller's last read is not slept through: the registration is
+// edge-triggered and persistent, so a signal since then is already
+// recorded and the wait returns at once; and a record written without a
+// signal is read at the deadline, as before. (The ring is not asked
+// whether it holds data here: Close may be freeing it concurrently.)
+func (w *ringWaiter) wait(deadline time.Time) error {
 	if err := w.f.SetReadDeadline(deadline); err != nil {
 		return err
 	}
@@ -71,7 +73,14 @@ func (w *ringWaiter) wait(deadline time.Time, ready func() bool) error {
 	if w.woken.Load() {
 		return os.ErrDeadlineExceeded
 	}
-	return w.rc.Read(func(uintptr) bool { return ready() })
+	slept := false
+	return w.rc.Read(func(uintptr) bool {
+		if slept {
+			return true
+		}
+		slept = true
+		return false
+	})
 }
 
 // wake ends a wait in progress (and the next one) at once.
