@@ -409,11 +409,6 @@ func (p *Probe) Run(ctx context.Context, handle func(*Event)) error {
 	if closed {
 		return nil
 	}
-	var (
-		rec  ringbuf.Record
-		ev   Event
-		done = ctx.Done()
-	)
 	// The reader never blocks: with its deadline in the past it returns the
 	// records there are and then os.ErrDeadlineExceeded, and the wait is
 	// the poller's. The wait's deadline bounds how long records written
@@ -421,44 +416,38 @@ func (p *Probe) Run(ctx context.Context, handle func(*Event)) error {
 	// the clock per wait would cost more than it saves.
 	p.reader.SetDeadline(time.Unix(1, 0))
 	deadline := time.Now().Add(p.drain)
-	for {
-		select {
-		case <-done:
-			return nil
-		default:
-		}
-		err := p.reader.ReadInto(&rec)
+	return p.readLoop(ctx, handle, func() error {
+		err := w.wait(deadline)
 		switch {
-		case err == nil:
-			if p.parse(rec.RawSample, &ev) {
-				handle(&ev)
-			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			err := w.wait(deadline)
-			switch {
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				p.clock.maybeRecalibrate()
-				deadline = time.Now().Add(p.drain)
-			case err != nil:
-				return fmt.Errorf("wait for ring buffer: %w", err)
-			}
-		case errors.Is(err, ringbuf.ErrClosed):
-			return nil
-		default:
-			return fmt.Errorf("read ring buffer: %w", err)
+			p.clock.maybeRecalibrate()
+			deadline = time.Now().Add(p.drain)
+		case err != nil:
+			return fmt.Errorf("wait for ring buffer: %w", err)
 		}
-	}
+		return nil
+	})
 }
 
 // runBlocking is Run where the ring cannot be polled through the runtime:
-// it waits in the ring reader's own epoll_wait.
+// it waits in the ring reader's own epoll_wait, until the drain deadline.
 func (p *Probe) runBlocking(ctx context.Context, handle func(*Event)) error {
+	p.reader.SetDeadline(time.Now().Add(p.drain))
+	return p.readLoop(ctx, handle, func() error {
+		p.clock.maybeRecalibrate()
+		p.reader.SetDeadline(time.Now().Add(p.drain))
+		return nil
+	})
+}
+
+// readLoop hands each record to handle until ctx is done or the reader is
+// closed, and calls expired each time the reader's deadline passes.
+func (p *Probe) readLoop(ctx context.Context, handle func(*Event), expired func() error) error {
 	var (
 		rec  ringbuf.Record
 		ev   Event
 		done = ctx.Done()
 	)
-	p.reader.SetDeadline(time.Now().Add(p.drain))
 	for {
 		select {
 		case <-done:
@@ -472,8 +461,9 @@ func (p *Probe) runBlocking(ctx context.Context, handle func(*Event)) error {
 				handle(&ev)
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			p.clock.maybeRecalibrate()
-			p.reader.SetDeadline(time.Now().Add(p.drain))
+			if err := expired(); err != nil {
+				return err
+			}
 		case errors.Is(err, ringbuf.ErrClosed):
 			return nil
 		default:
