@@ -90,9 +90,9 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The SDK cuts attribute values beyond OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
-	// (or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT) blindly, which would leave
-	// content JSON invalid; capping it here first keeps it whole.
+	// Span encoding cuts attribute values beyond OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
+	// (or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT) blindly, as the SDK does, which
+	// would leave content JSON invalid; capping it here first keeps it whole.
 	limits := newSpanLimits()
 	if limit := limits.valueLen; limit > 0 && limit < cfg.ContentMaxBytes {
 		cfg.ContentMaxBytes = limit

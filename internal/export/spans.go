@@ -26,8 +26,9 @@ func spanName(c *genai.Call) string {
 	return op + " " + c.RequestModel
 }
 
-// attrBufs recycles the slices callAttributes fills: the SDK copies what it
-// is given, so one per call in flight is enough.
+// attrBufs recycles the slices callAttributes fills: the span is encoded and
+// a log record copies its attributes before emit returns, so one per call in
+// flight is enough.
 var attrBufs = sync.Pool{New: func() any { s := make([]attribute.KeyValue, 0, 64); return &s }}
 
 // callAttributes appends to a the attributes of a call's span and of its
